@@ -1,0 +1,104 @@
+//! The command line: one `clap` parser, one file per subcommand. Each subcommand returns an
+//! exit code; `anyhow` is used only here, at the edge, to print a chain of causes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod bench;
+pub mod ctl;
+pub mod demo;
+pub mod integration;
+pub mod migrate;
+pub mod mock_crm;
+pub mod run;
+pub mod validate;
+
+/// Exit code for a bad configuration (sysexits.h EX_CONFIG); systemd's ExecStartPre shows it.
+pub const EX_CONFIG: u8 = 78;
+/// Exit code when a service we need is unavailable (sysexits.h EX_UNAVAILABLE).
+pub const EX_UNAVAILABLE: u8 = 69;
+
+/// Default config path, used when neither `--config` nor `RETAILCRM_SYNC_CONFIG` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/retailcrm-sync/retailcrm-sync.toml";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "retailcrm-sync",
+    version,
+    about = "Keeps a loyalty platform's Postgres in step with RetailCRM accounts"
+)]
+pub struct Cli {
+    /// Config file (TOML). Environment variables `RETAILCRM_SYNC__SECTION__KEY` override it.
+    #[arg(
+        long,
+        global = true,
+        env = "RETAILCRM_SYNC_CONFIG",
+        value_name = "PATH"
+    )]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// The config path to load, and whether the user named it (a named file must exist).
+    pub fn config_path(&self) -> (PathBuf, bool) {
+        match &self.config {
+            Some(p) => (p.clone(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (under systemd or in a terminal).
+    Run(run::RunArgs),
+    /// Check a config file and list every problem; exits 78 when it is invalid.
+    Validate(validate::ValidateArgs),
+    /// Apply (or revert) the database migrations embedded in this binary.
+    Migrate(migrate::MigrateArgs),
+    /// Manage integration rows (one per loyalty project).
+    #[command(subcommand)]
+    Integration(integration::IntegrationCommand),
+    /// Talk to a running daemon over its control socket.
+    Ctl(ctl::CtlArgs),
+    /// Serve a mock RetailCRM account on loopback (tests, demos, benchmarks).
+    MockCrm(mock_crm::MockCrmArgs),
+    /// The main job end to end on an embedded default: mock RetailCRM, local Postgres and Redis.
+    Demo(demo::DemoArgs),
+    /// Measure sync speed and memory against the physical limits.
+    Bench(bench::BenchArgs),
+}
+
+/// Parses the command line and runs the chosen subcommand.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Run(args) => run::execute(&cli, args),
+        Command::Validate(args) => validate::execute(&cli, args),
+        Command::Migrate(args) => migrate::execute(&cli, args),
+        Command::Integration(cmd) => integration::execute(&cli, cmd),
+        Command::Ctl(args) => ctl::execute(&cli, args),
+        Command::MockCrm(args) => mock_crm::execute(&cli, args),
+        Command::Demo(args) => demo::execute(&cli, args),
+        Command::Bench(args) => bench::execute(&cli, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A tokio runtime for the one-shot subcommands.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
