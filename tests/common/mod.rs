@@ -1,0 +1,6 @@
+//! Test support shared by the integration tests: an isolated Postgres database and an isolated
+//! Redis key prefix per test, against the real services (never mocks of them).
+#![allow(dead_code)]
+
+pub mod pg;
+pub mod redis;

@@ -1,0 +1,1 @@
+//! Isolated Postgres database per test. (Filled in by the foundation work.)

@@ -1,0 +1,1 @@
+//! Random Redis key prefix per test. (Filled in by the queue work.)
