@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod mock;
 pub mod model;
 pub mod queue;
+pub mod secret;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
