@@ -1,0 +1,272 @@
+//! Running one leased job to its end: the part of the SyncActor that lives on the tokio pool.
+//!
+//! The engine runs in its own task so a panic is caught as a `JoinError` and becomes a failed
+//! attempt, never a dead daemon. Around it, this runner renews the lease, records the run in
+//! `sync_runs`, updates the status board, and finally acks or fails the job with the error's
+//! class (transient -> retry with backoff, permanent -> dead at once, rate limited -> delayed
+//! without spending an attempt). On shutdown past the grace period the job is aborted and handed
+//! back to the queue without spending an attempt.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn, Instrument};
+
+use super::board::{LiveError, LiveJob, LiveState, StatusBoard};
+use crate::clock::SharedClock;
+use crate::crm::{CrmClient, ErrorClass};
+use crate::queue::{FailOutcome, FailureClass, JobKind, JobQueue, Lease, QueueError};
+use crate::store::{Integration, RunOutcome, Store};
+use crate::sync::{Engine, JobSpec, Progress, RunCounts, SyncError};
+
+/// How long a rate-limited job waits before it is tried again (attempts unchanged).
+pub const RATE_LIMIT_RETRY: Duration = Duration::from_secs(60);
+
+/// Everything a job run needs; cloned per job.
+#[derive(Clone)]
+pub struct JobDeps {
+    pub store: Store,
+    pub queue: JobQueue,
+    pub client: CrmClient,
+    pub integration: Integration,
+    pub page_size: u32,
+    pub board: StatusBoard,
+    pub clock: SharedClock,
+    /// Cancelled when the job must stop now (shutdown grace spent).
+    pub abort: CancellationToken,
+}
+
+/// How a job ended, for the actor that ran it.
+#[derive(Debug)]
+pub enum JobEnd {
+    Succeeded,
+    Failed { permanent: bool },
+    HandedBack,
+    LeaseLost,
+}
+
+enum Failure {
+    Sync(SyncError),
+    Panic(String),
+    LeaseLost,
+    Aborted,
+}
+
+/// The engine's view of a queue job.
+pub fn job_spec(kind: &JobKind, since_id: Option<i64>) -> JobSpec {
+    match kind {
+        JobKind::SyncOrders => JobSpec::Orders { since_id },
+        JobKind::SyncCustomers => JobSpec::Customers { since_id },
+        JobKind::SyncAll => JobSpec::All { since_id },
+        JobKind::SyncOrder { id } => JobSpec::Order { id: *id },
+        JobKind::SyncCustomer { id } => JobSpec::Customer { id: *id },
+    }
+}
+
+/// Runs `lease`'s job to the end and settles it with the queue.
+pub async fn run_job(deps: JobDeps, lease: Lease) -> JobEnd {
+    let project_id = deps.integration.project_id;
+    let job_id = lease.job.id.clone();
+    let job_kind = lease.job.kind.to_string();
+    let span = tracing::info_span!("job", project_id, job_id = %job_id, job_kind = %job_kind);
+    run_job_inner(deps, lease).instrument(span).await
+}
+
+async fn run_job_inner(deps: JobDeps, mut lease: Lease) -> JobEnd {
+    let project_id = deps.integration.project_id;
+    let job = lease.job.clone();
+    let kind = job.kind.to_string();
+    let started = Instant::now();
+    let progress = Progress::new();
+    deps.board.update(project_id, |p| {
+        p.state = LiveState::Running;
+        p.running = Some(LiveJob {
+            job_id: job.id.clone(),
+            kind: kind.clone(),
+            started_at: deps.clock.now(),
+            progress: progress.clone(),
+        });
+    });
+    info!(attempt = job.attempts + 1, trigger = ?job.trigger, "job started");
+    let run_id = match deps
+        .store
+        .start_run(project_id, &job.id, &kind, &format!("{:?}", job.trigger).to_lowercase())
+        .await
+    {
+        Ok(id) => Some(id),
+        Err(e) => {
+            warn!(error = %e, "could not record the run start in sync_runs; the job goes on");
+            None
+        }
+    };
+
+    let engine = Engine::new(
+        deps.store.clone(),
+        deps.client.clone(),
+        deps.integration.clone(),
+        deps.page_size,
+    );
+    let spec = job_spec(&job.kind, job.since_id);
+    let engine_progress = progress.clone();
+    let mut task = tokio::spawn(
+        async move { engine.run(spec, &engine_progress).await }.in_current_span(),
+    );
+
+    let renew_every = lease_renew_interval(&lease, deps.clock.now());
+    let mut renew = tokio::time::interval(renew_every);
+    renew.tick().await;
+    let result: Result<RunCounts, Failure> = loop {
+        tokio::select! {
+            joined = &mut task => {
+                break match joined {
+                    Ok(Ok(counts)) => Ok(counts),
+                    Ok(Err(e)) => Err(Failure::Sync(e)),
+                    Err(e) if e.is_panic() => Err(Failure::Panic(panic_message(e.into_panic()))),
+                    Err(_) => Err(Failure::Aborted),
+                };
+            }
+            _ = renew.tick() => {
+                match deps.queue.renew(&lease).await {
+                    Ok(renewed) => lease = renewed,
+                    Err(QueueError::LeaseLost { .. }) => {
+                        task.abort();
+                        break Err(Failure::LeaseLost);
+                    }
+                    Err(e) => warn!(error = %e, "lease renewal failed; will try again"),
+                }
+            }
+            _ = deps.abort.cancelled() => {
+                task.abort();
+                let _ = (&mut task).await;
+                break Err(Failure::Aborted);
+            }
+        }
+    };
+
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let end = settle(&deps, &lease, run_id, result, duration_ms).await;
+    deps.board.update(project_id, |p| {
+        p.running = None;
+        if p.state == LiveState::Running {
+            p.state = LiveState::Idle;
+        }
+    });
+    end
+}
+
+async fn settle(
+    deps: &JobDeps,
+    lease: &Lease,
+    run_id: Option<i64>,
+    result: Result<RunCounts, Failure>,
+    duration_ms: u64,
+) -> JobEnd {
+    let project_id = deps.integration.project_id;
+    let now = deps.clock.now();
+    match result {
+        Ok(counts) => {
+            let summary = serde_json::json!({ "counts": counts, "duration_ms": duration_ms });
+            retry_redis(|| deps.queue.ack(lease, &summary)).await;
+            finish(deps, run_id, RunOutcome::Succeeded, &summary, None).await;
+            deps.board.update(project_id, |p| {
+                p.last_success_at = Some(now);
+            });
+            info!(duration_ms, fetched = counts.fetched, created = counts.created, updated = counts.updated, "job succeeded");
+            JobEnd::Succeeded
+        }
+        Err(Failure::Aborted) => {
+            retry_redis(|| deps.queue.release(lease)).await;
+            let msg = "the daemon stopped before the job finished; it was handed back to the queue";
+            finish(deps, run_id, RunOutcome::Cancelled, &serde_json::json!({ "duration_ms": duration_ms }), Some(msg)).await;
+            warn!(duration_ms, "job aborted at shutdown and handed back");
+            JobEnd::HandedBack
+        }
+        Err(Failure::LeaseLost) => {
+            let msg = "the job's lease was lost (Redis unreachable for longer than the lease?); \
+                       another worker may run it; this run stopped";
+            finish(deps, run_id, RunOutcome::Cancelled, &serde_json::json!({ "duration_ms": duration_ms }), Some(msg)).await;
+            warn!(duration_ms, "{msg}");
+            JobEnd::LeaseLost
+        }
+        Err(failure) => {
+            let (class, message) = match &failure {
+                Failure::Sync(e) => (e.class(), e.to_string()),
+                Failure::Panic(m) => (ErrorClass::Transient, format!("the sync job panicked: {m}; this is a bug, please report it with the logs")),
+                Failure::LeaseLost | Failure::Aborted => unreachable!("handled above"),
+            };
+            let queue_class = match class {
+                ErrorClass::Permanent => FailureClass::Permanent,
+                ErrorClass::Transient => FailureClass::Transient,
+                ErrorClass::RateLimited => FailureClass::RateLimited { retry_after: RATE_LIMIT_RETRY },
+            };
+            let permanent = matches!(class, ErrorClass::Permanent);
+            let outcome = retry_redis(|| deps.queue.fail(lease, queue_class.clone(), &message)).await;
+            finish(deps, run_id, RunOutcome::Failed, &serde_json::json!({ "duration_ms": duration_ms }), Some(&message)).await;
+            deps.board.update(project_id, |p| {
+                p.last_error = Some(LiveError { at: now, message: message.clone(), permanent });
+            });
+            match outcome {
+                Some(FailOutcome::RetryAt(at)) => warn!(duration_ms, error = %message, retry_at = %at, "job failed; will retry"),
+                Some(FailOutcome::Dead) => error!(duration_ms, error = %message, "job failed for good; moved to dead letters"),
+                None => error!(duration_ms, error = %message, "job failed and could not be settled in Redis; its lease will expire and it will run again"),
+            }
+            JobEnd::Failed { permanent }
+        }
+    }
+}
+
+async fn finish(
+    deps: &JobDeps,
+    run_id: Option<i64>,
+    outcome: RunOutcome,
+    counts: &serde_json::Value,
+    error: Option<&str>,
+) {
+    if let Some(run_id) = run_id {
+        if let Err(e) = deps.store.finish_run(run_id, outcome, counts, error).await {
+            warn!(error = %e, run_id, "could not record the run end in sync_runs");
+        }
+    }
+}
+
+/// Tries a Redis settlement a few times (Redis may be restarting); `None` if it never worked,
+/// in which case the lease expires and the job runs again (harmless: upserts are idempotent).
+async fn retry_redis<T, F, Fut>(mut op: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, QueueError>>,
+{
+    let mut delay = Duration::from_millis(200);
+    for attempt in 1..=5 {
+        match op().await {
+            Ok(v) => return Some(v),
+            Err(QueueError::LeaseLost { .. }) => {
+                warn!("lease lost before the job could be settled; another worker owns it now");
+                return None;
+            }
+            Err(e) => {
+                warn!(error = %e, attempt, "settling the job in Redis failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+    }
+    None
+}
+
+/// Renew at a third of the lease, so two renewals can fail before it expires.
+fn lease_renew_interval(lease: &Lease, now: chrono::DateTime<Utc>) -> Duration {
+    let left = (lease.deadline - now).to_std().unwrap_or(Duration::from_secs(3));
+    (left / 3).max(Duration::from_millis(200))
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic payload".to_string()
+    }
+}

@@ -1,0 +1,621 @@
+//! SupervisorActor: runs exactly one ProjectActor per active integration and is the one place
+//! where every outside event is handled: control-socket commands, signals (reload, terminate),
+//! periodic reconciliation and project actors stopping.
+//!
+//! - **Reconcile** (on start, SIGHUP, `ctl reload`, every `daemon.reconcile_interval_secs`):
+//!   reads the integrations, starts new ones, restarts only those whose settings changed (URL,
+//!   key, switches, interval, mapping), stops deactivated ones and purges the queue of removed ones.
+//! - **Restart budget** (OTP-style; actix's own `Supervisor` has none): a project that stops on
+//!   its own is restarted with a growing delay, at most `daemon.restart_max` times per
+//!   `daemon.restart_window_secs`; past that it is shown `failed` and tried again later.
+//! - **Reload**: the new config is loaded and validated off to the side; on error the old one
+//!   stays and `status` says why; on success live settings apply and projects restart.
+//! - **Shutdown**: stop taking jobs, let running jobs finish within `shutdown.grace_seconds`,
+//!   abort and hand back the rest, then signal the daemon to exit.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use super::board::{LiveState, StatusBoard};
+use super::notify;
+use super::project::{PauseProject, ProjectActor, ProjectDeps, ProjectStopped, StopProject, WakeProject};
+use super::signals::Signal;
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::control::protocol::{
+    DaemonStatus, ErrorCode, LastError, ProjectState, ProjectStatus, Request, Response, RunningJob,
+    TriggerAccepted,
+};
+use crate::control::server::ControlCall;
+use crate::queue::{JobKind, JobQueue, NewJob, Trigger};
+use crate::store::{Integration, Store};
+
+/// Delay before a project that failed its restart budget is tried again.
+const FAILED_RETRY: Duration = Duration::from_secs(300);
+
+/// Every outside event the daemon reacts to, handled in one place.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub enum DaemonEvent {
+    /// A control-socket request with its reply channel.
+    Control(ControlCall),
+    /// A Unix signal.
+    Signal(Signal),
+    /// Re-read integrations now.
+    Reconcile,
+}
+
+/// What the supervisor is built from.
+pub struct SupervisorArgs {
+    pub store: Store,
+    pub queue: JobQueue,
+    pub settings: Settings,
+    pub config_path: PathBuf,
+    pub clock: SharedClock,
+    pub worker_id: String,
+    /// Cancelled by the supervisor when the daemon may exit.
+    pub done: CancellationToken,
+}
+
+struct Slot {
+    addr: Option<Addr<ProjectActor>>,
+    fingerprint: u64,
+    generation: u64,
+    paused: bool,
+    restarts: VecDeque<Instant>,
+    failed_until: Option<Instant>,
+    total_restarts: u32,
+}
+
+/// The root actor.
+pub struct Supervisor {
+    store: Store,
+    queue: JobQueue,
+    settings: Arc<Settings>,
+    config_path: PathBuf,
+    clock: SharedClock,
+    worker_id: String,
+    board: StatusBoard,
+    slots: HashMap<i64, Slot>,
+    stop: CancellationToken,
+    abort: CancellationToken,
+    done: CancellationToken,
+    tracker: TaskTracker,
+    started_at: DateTime<Utc>,
+    config_error: Option<String>,
+    restart_required: Vec<String>,
+    next_generation: u64,
+    shutting_down: bool,
+}
+
+impl Supervisor {
+    /// A supervisor; start it with `Actor::start`.
+    pub fn new(args: SupervisorArgs) -> Self {
+        let started_at = args.clock.now();
+        Supervisor {
+            store: args.store,
+            queue: args.queue,
+            settings: Arc::new(args.settings),
+            config_path: args.config_path,
+            clock: args.clock,
+            worker_id: args.worker_id,
+            board: StatusBoard::new(),
+            slots: HashMap::new(),
+            stop: CancellationToken::new(),
+            abort: CancellationToken::new(),
+            done: args.done,
+            tracker: TaskTracker::new(),
+            started_at,
+            config_error: None,
+            restart_required: Vec::new(),
+            next_generation: 1,
+            shutting_down: false,
+        }
+    }
+
+    fn fingerprint(i: &Integration) -> u64 {
+        let mut h = DefaultHasher::new();
+        i.api_url.hash(&mut h);
+        i.api_key.expose().hash(&mut h);
+        i.sync_orders.hash(&mut h);
+        i.sync_customers.hash(&mut h);
+        i.sync_interval_minutes.hash(&mut h);
+        i.project_name.hash(&mut h);
+        let mapping: BTreeMap<_, _> = i.status_mapping.iter().map(|(k, v)| (k, v.as_str())).collect();
+        mapping.hash(&mut h);
+        h.finish()
+    }
+
+    fn start_project(&mut self, integration: Integration, ctx: &mut Context<Self>) {
+        let project_id = integration.project_id;
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        let deps = ProjectDeps {
+            store: self.store.clone(),
+            queue: self.queue.clone(),
+            settings: self.settings.clone(),
+            board: self.board.clone(),
+            clock: self.clock.clone(),
+            worker_id: self.worker_id.clone(),
+            stop: self.stop.clone(),
+            abort: self.abort.clone(),
+            tracker: self.tracker.clone(),
+            supervisor: ctx.address().recipient(),
+        };
+        let fingerprint = Self::fingerprint(&integration);
+        let slot = self.slots.entry(project_id).or_insert_with(|| Slot {
+            addr: None,
+            fingerprint,
+            generation,
+            paused: false,
+            restarts: VecDeque::new(),
+            failed_until: None,
+            total_restarts: 0,
+        });
+        slot.fingerprint = fingerprint;
+        slot.generation = generation;
+        slot.failed_until = None;
+        let paused = slot.paused;
+        slot.addr = Some(ProjectActor::new(integration, deps, generation, paused).start());
+    }
+
+    fn reconcile(&mut self, ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            return;
+        }
+        let store = self.store.clone();
+        ctx.spawn(
+            async move { store.list_integrations().await }
+                .into_actor(self)
+                .map(|res, act, ctx| match res {
+                    Ok(all) => act.apply_integrations(all, ctx),
+                    Err(e) => warn!(error = %e, "could not read integrations; keeping the running projects"),
+                }),
+        );
+    }
+
+    fn apply_integrations(&mut self, all: Vec<Integration>, ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            return;
+        }
+        let now = Instant::now();
+        let known: HashMap<i64, bool> = all.iter().map(|i| (i.project_id, i.is_active)).collect();
+        // Stop what is gone or inactive.
+        let gone: Vec<i64> = self
+            .slots
+            .keys()
+            .filter(|id| known.get(id) != Some(&true))
+            .copied()
+            .collect();
+        for project_id in gone {
+            if let Some(slot) = self.slots.remove(&project_id) {
+                if let Some(addr) = slot.addr {
+                    addr.do_send(StopProject);
+                }
+            }
+            self.board.remove(project_id);
+            if !known.contains_key(&project_id) {
+                info!(project_id, "integration removed: project stopped and its queue purged");
+                let queue = self.queue.clone();
+                ctx.spawn(
+                    async move {
+                        if let Err(e) = queue.purge(project_id).await {
+                            warn!(project_id, error = %e, "could not purge the removed project's queue");
+                        }
+                    }
+                    .into_actor(self),
+                );
+            } else {
+                info!(project_id, "integration deactivated: project stopped");
+            }
+        }
+        // Start what is new, restart what changed.
+        for integration in all.into_iter().filter(|i| i.is_active) {
+            let project_id = integration.project_id;
+            for problem in &integration.status_mapping_errors {
+                warn!(project_id, "status_mapping: {problem}");
+            }
+            let fingerprint = Self::fingerprint(&integration);
+            match self.slots.get(&project_id) {
+                None => self.start_project(integration, ctx),
+                Some(slot) if slot.fingerprint != fingerprint => {
+                    info!(project_id, "integration changed: restarting its project");
+                    if let Some(addr) = &slot.addr {
+                        addr.do_send(StopProject);
+                    }
+                    self.start_project(integration, ctx);
+                }
+                Some(slot) if slot.addr.is_none() && slot.failed_until.is_none_or(|t| t <= now) => {
+                    self.start_project(integration, ctx);
+                }
+                Some(_) => {}
+            }
+        }
+        notify::status(&self.status_line());
+    }
+
+    fn status_line(&self) -> String {
+        format!(
+            "{} projects, {} syncing{}",
+            self.slots.len(),
+            self.board.running_count(),
+            if self.config_error.is_some() { "; last reload FAILED (see status)" } else { "" }
+        )
+    }
+
+    fn reload(&mut self, ctx: &mut Context<Self>) -> Result<Vec<String>, String> {
+        notify::reloading();
+        let result = match Settings::load(&self.config_path, true) {
+            Err(errors) => {
+                let message = format!(
+                    "reload of {} failed; still running on the previous config: {errors}",
+                    self.config_path.display()
+                );
+                error!("{message}");
+                self.config_error = Some(message.clone());
+                Err(message)
+            }
+            Ok(new) => {
+                let old = self.settings.clone();
+                let mut restart = Vec::new();
+                if new.database != old.database {
+                    restart.push("database".to_string());
+                }
+                if new.redis != old.redis {
+                    restart.push("redis".to_string());
+                }
+                if new.control != old.control {
+                    restart.push("control".to_string());
+                }
+                if new.log.format != old.log.format {
+                    restart.push("log.format".to_string());
+                }
+                if new.log.level != old.log.level {
+                    if let Err(e) = crate::telemetry::set_level(&new.log.level) {
+                        warn!(error = %e, "could not change the log level");
+                    }
+                }
+                let projects_affected = new.sync != old.sync;
+                self.settings = Arc::new(new);
+                self.config_error = None;
+                self.restart_required = restart.clone();
+                if !restart.is_empty() {
+                    warn!(sections = ?restart, "these settings changed but apply only after a restart");
+                }
+                if projects_affected {
+                    // Sync settings are baked into each project's client and scheduler.
+                    for slot in self.slots.values_mut() {
+                        slot.fingerprint = 0;
+                    }
+                }
+                info!("config reloaded");
+                self.reconcile(ctx);
+                Ok(restart)
+            }
+        };
+        notify::ready();
+        notify::status(&self.status_line());
+        result
+    }
+
+    fn shutdown(&mut self, ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            return;
+        }
+        self.shutting_down = true;
+        notify::stopping();
+        info!(grace_seconds = self.settings.shutdown.grace_seconds, "stopping: no new jobs; waiting for running ones");
+        self.stop.cancel();
+        for slot in self.slots.values() {
+            if let Some(addr) = &slot.addr {
+                addr.do_send(StopProject);
+            }
+        }
+        let tracker = self.tracker.clone();
+        let abort = self.abort.clone();
+        let done = self.done.clone();
+        let grace = Duration::from_secs(self.settings.shutdown.grace_seconds);
+        ctx.spawn(
+            async move {
+                tracker.close();
+                if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+                    warn!("grace period over: aborting running jobs and handing them back to the queue");
+                    abort.cancel();
+                    let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
+                }
+                done.cancel();
+            }
+            .into_actor(self),
+        );
+    }
+
+    fn handle_control(&mut self, call: ControlCall, ctx: &mut Context<Self>) {
+        let ControlCall { request, reply, .. } = call;
+        let answer = |resp: Response| {
+            let _ = reply.send(resp);
+        };
+        match request {
+            Request::Ping => answer(Response::ok(serde_json::json!({ "pong": true }))),
+            Request::Version => answer(Response::ok(serde_json::json!({ "version": env!("CARGO_PKG_VERSION") }))),
+            Request::Reload => match self.reload(ctx) {
+                Ok(restart) => answer(Response::ok(serde_json::json!({ "reloaded": true, "restart_required": restart }))),
+                Err(message) => answer(Response::error(ErrorCode::Invalid, message)),
+            },
+            Request::Status { project_id } => {
+                if let Some(id) = project_id {
+                    if !self.slots.contains_key(&id) {
+                        return answer(not_found(id));
+                    }
+                }
+                let fut = self.status(project_id);
+                ctx.spawn(async move { answer(Response::ok(fut.await)) }.into_actor(self));
+            }
+            Request::Trigger { project_id, kind, entity_id, since_id } => {
+                let Some(addr) = self.slots.get(&project_id).and_then(|s| s.addr.clone()) else {
+                    return answer(not_found(project_id));
+                };
+                let kind = match parse_kind(&kind, entity_id) {
+                    Ok(k) => k,
+                    Err(msg) => return answer(Response::error(ErrorCode::Invalid, msg)),
+                };
+                let queue = self.queue.clone();
+                let job = NewJob { project_id, kind, since_id, trigger: Trigger::Manual };
+                ctx.spawn(
+                    async move {
+                        match queue.enqueue(&job).await {
+                            Ok(e) => {
+                                addr.do_send(WakeProject);
+                                answer(Response::ok(TriggerAccepted { job_id: e.job_id, coalesced: e.coalesced }));
+                            }
+                            Err(e) => answer(Response::error(ErrorCode::Unavailable, e.to_string())),
+                        }
+                    }
+                    .into_actor(self),
+                );
+            }
+            Request::Jobs { project_id, limit } => {
+                if !self.slots.contains_key(&project_id) {
+                    return answer(not_found(project_id));
+                }
+                let queue = self.queue.clone();
+                let limit = limit.unwrap_or(20);
+                ctx.spawn(
+                    async move {
+                        let res = async {
+                            let stats = queue.stats(project_id).await?;
+                            let completed = queue.completed(project_id, limit).await?;
+                            Ok::<_, crate::queue::QueueError>(serde_json::json!({ "stats": stats, "completed": completed }))
+                        }
+                        .await;
+                        answer(match res {
+                            Ok(v) => Response::ok(v),
+                            Err(e) => Response::error(ErrorCode::Unavailable, e.to_string()),
+                        })
+                    }
+                    .into_actor(self),
+                );
+            }
+            Request::Dead { project_id, limit } => {
+                let queue = self.queue.clone();
+                let limit = limit.unwrap_or(50);
+                ctx.spawn(
+                    async move {
+                        answer(match queue.dead_jobs(project_id, limit).await {
+                            Ok(v) => Response::ok(v),
+                            Err(e) => Response::error(ErrorCode::Unavailable, e.to_string()),
+                        })
+                    }
+                    .into_actor(self),
+                );
+            }
+            Request::Retry { project_id, job_id } => {
+                let addr = self.slots.get(&project_id).and_then(|s| s.addr.clone());
+                let queue = self.queue.clone();
+                ctx.spawn(
+                    async move {
+                        answer(match queue.requeue_dead(project_id, &job_id).await {
+                            Ok(true) => {
+                                if let Some(addr) = addr {
+                                    addr.do_send(WakeProject);
+                                }
+                                Response::ok(serde_json::json!({ "requeued": job_id }))
+                            }
+                            Ok(false) => Response::error(
+                                ErrorCode::NotFound,
+                                format!("no dead job {job_id} in project {project_id}; list them with `retailcrm-sync ctl dead {project_id}`"),
+                            ),
+                            Err(e) => Response::error(ErrorCode::Unavailable, e.to_string()),
+                        })
+                    }
+                    .into_actor(self),
+                );
+            }
+            Request::Pause { project_id } | Request::Resume { project_id } => {
+                let pause = matches!(request, Request::Pause { .. });
+                let Some(slot) = self.slots.get_mut(&project_id) else {
+                    return answer(not_found(project_id));
+                };
+                slot.paused = pause;
+                if let Some(addr) = &slot.addr {
+                    addr.do_send(PauseProject(pause));
+                }
+                info!(project_id, paused = pause, "project {}", if pause { "paused" } else { "resumed" });
+                answer(Response::ok(serde_json::json!({ "project_id": project_id, "paused": pause })));
+            }
+        }
+    }
+
+    /// Builds the `status` answer: the board, the slots and each project's queue counts.
+    fn status(&self, only: Option<i64>) -> impl std::future::Future<Output = DaemonStatus> + 'static {
+        let mut ids: Vec<i64> = self.slots.keys().copied().filter(|id| only.is_none_or(|o| o == *id)).collect();
+        ids.sort_unstable();
+        let now = Instant::now();
+        let slots: Vec<(i64, bool, bool, u32)> = ids
+            .iter()
+            .map(|id| {
+                let s = &self.slots[id];
+                (*id, s.paused, s.failed_until.is_some_and(|t| t > now), s.total_restarts)
+            })
+            .collect();
+        let board = self.board.clone();
+        let queue = self.queue.clone();
+        let base = DaemonStatus {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pid: std::process::id(),
+            started_at: self.started_at,
+            config_path: self.config_path.display().to_string(),
+            config_error: self.config_error.clone(),
+            restart_required: self.restart_required.clone(),
+            projects: Vec::new(),
+        };
+        async move {
+            let mut status = base;
+            for (project_id, paused, failed, restarts) in slots {
+                let live = board.get(project_id);
+                let stats = queue.stats(project_id).await.ok();
+                let state = match (&live, paused, failed) {
+                    (_, _, true) => ProjectState::Failed,
+                    (Some(l), _, _) if l.running.is_some() => ProjectState::Running,
+                    (_, true, _) => ProjectState::Paused,
+                    (Some(l), _, _) if l.state == LiveState::Failed => ProjectState::Failed,
+                    (Some(l), _, _) if l.state == LiveState::Starting => ProjectState::Starting,
+                    _ => ProjectState::Idle,
+                };
+                status.projects.push(ProjectStatus {
+                    project_id,
+                    name: live.as_ref().and_then(|l| l.name.clone()),
+                    state,
+                    running_job: live.as_ref().and_then(|l| l.running.as_ref()).map(|j| {
+                        let p = j.progress.snapshot();
+                        RunningJob {
+                            job_id: j.job_id.clone(),
+                            kind: j.kind.clone(),
+                            started_at: j.started_at,
+                            progress: crate::control::protocol::Progress {
+                                stream: p.stream.map(|s| s.to_string()),
+                                done: p.done,
+                                total: p.total,
+                                phase: p.phase,
+                            },
+                        }
+                    }),
+                    last_success_at: live.as_ref().and_then(|l| l.last_success_at),
+                    last_error: live.as_ref().and_then(|l| l.last_error.as_ref()).map(|e| LastError {
+                        at: e.at,
+                        message: e.message.clone(),
+                        permanent: e.permanent,
+                    }),
+                    next_run_at: live.as_ref().and_then(|l| l.next_run_at),
+                    queue_depth: stats.as_ref().map_or(0, |s| s.waiting),
+                    delayed: stats.as_ref().map_or(0, |s| s.delayed),
+                    dead_jobs: stats.as_ref().map_or(0, |s| s.dead),
+                    cursor_lag: live.as_ref().and_then(|l| l.cursor_lag),
+                    restarts,
+                });
+            }
+            status
+        }
+    }
+}
+
+fn not_found(project_id: i64) -> Response {
+    Response::error(
+        ErrorCode::NotFound,
+        format!(
+            "no active project {project_id}; see `retailcrm-sync integration list` \
+             (is the integration active? run `retailcrm-sync ctl reload` after changing it)"
+        ),
+    )
+}
+
+/// Parses a control-socket job kind.
+pub fn parse_kind(kind: &str, entity_id: Option<i64>) -> Result<JobKind, String> {
+    let need_id = |what: &str| {
+        entity_id.ok_or_else(|| format!("`{what}` needs an entity id (--entity-id N)"))
+    };
+    Ok(match kind {
+        "sync_orders" => JobKind::SyncOrders,
+        "sync_customers" => JobKind::SyncCustomers,
+        "sync_all" => JobKind::SyncAll,
+        "sync_order" => JobKind::SyncOrder { id: need_id(kind)? },
+        "sync_customer" => JobKind::SyncCustomer { id: need_id(kind)? },
+        other => {
+            return Err(format!(
+                "unknown job kind `{other}`; use sync_all, sync_orders, sync_customers, sync_order or sync_customer"
+            ))
+        }
+    })
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.reconcile(ctx);
+        let every = Duration::from_secs(self.settings.daemon.reconcile_interval_secs.max(1));
+        ctx.run_interval(every, |act, ctx| act.reconcile(ctx));
+        if let Some(period) = notify::watchdog_interval() {
+            ctx.run_interval(period, |_, _| notify::watchdog());
+        }
+        ctx.run_interval(Duration::from_secs(10), |act, _| notify::status(&act.status_line()));
+    }
+}
+
+impl Handler<DaemonEvent> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, event: DaemonEvent, ctx: &mut Context<Self>) {
+        match event {
+            DaemonEvent::Control(call) => self.handle_control(call, ctx),
+            DaemonEvent::Signal(Signal::Reload) => {
+                let _ = self.reload(ctx);
+            }
+            DaemonEvent::Signal(Signal::Terminate) => self.shutdown(ctx),
+            DaemonEvent::Reconcile => self.reconcile(ctx),
+        }
+    }
+}
+
+impl Handler<ProjectStopped> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, msg: ProjectStopped, ctx: &mut Context<Self>) {
+        let Some(slot) = self.slots.get_mut(&msg.project_id) else {
+            return;
+        };
+        if slot.generation != msg.generation {
+            return; // an older start of this project; already replaced
+        }
+        slot.addr = None;
+        if !msg.crashed || self.shutting_down {
+            return;
+        }
+        let now = Instant::now();
+        let window = Duration::from_secs(self.settings.daemon.restart_window_secs);
+        while slot.restarts.front().is_some_and(|t| now.duration_since(*t) > window) {
+            slot.restarts.pop_front();
+        }
+        slot.restarts.push_back(now);
+        slot.total_restarts += 1;
+        let project_id = msg.project_id;
+        if slot.restarts.len() as u32 > self.settings.daemon.restart_max {
+            slot.failed_until = Some(now + FAILED_RETRY);
+            self.board.update(project_id, |p| p.state = LiveState::Failed);
+            error!(project_id, retry_in_secs = FAILED_RETRY.as_secs(), "project keeps failing; restart budget spent, marked failed");
+            ctx.run_later(FAILED_RETRY, |act, ctx| act.reconcile(ctx));
+        } else {
+            let delay = Duration::from_secs(1 << slot.restarts.len().min(5));
+            warn!(project_id, restart_in_secs = delay.as_secs(), "project stopped unexpectedly; restarting");
+            self.board.update(project_id, |p| p.restarts = p.restarts.saturating_add(1));
+            ctx.run_later(delay, |act, ctx| act.reconcile(ctx));
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! SyncActor: takes one project's jobs from its Redis queue, one at a time.
+//!
+//! The actor only decides *when* to look for work: right away when woken (a trigger or the
+//! scheduler enqueued something), at the due time of the next delayed retry, or on a slow idle
+//! poll (jobs enqueued by another process). The job itself runs on the tokio pool
+//! (`job_runner`), so a slow or panicking sync never blocks the actor system.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::warn;
+
+use super::board::LiveState;
+use super::job_runner::{run_job, JobDeps, JobEnd};
+
+/// Longest sleep between two looks at the queue when nothing is due.
+pub const IDLE_POLL: Duration = Duration::from_secs(10);
+
+/// Look at the queue now.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Wake;
+
+/// Stop or start taking jobs (operator `pause` / `resume`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetPaused(pub bool);
+
+/// Stop the actor (its project is stopping). A running job keeps running on the pool and
+/// settles itself; the shutdown tracker waits for it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopSync;
+
+/// The per-project job taker.
+pub struct SyncActor {
+    deps: JobDeps,
+    worker_id: String,
+    /// Cancelled when the daemon stops taking jobs.
+    stop: CancellationToken,
+    tracker: TaskTracker,
+    busy: bool,
+    paused: bool,
+    timer: Option<SpawnHandle>,
+}
+
+impl SyncActor {
+    /// A job taker for `deps.integration`'s project.
+    pub fn new(
+        deps: JobDeps,
+        worker_id: String,
+        stop: CancellationToken,
+        tracker: TaskTracker,
+        paused: bool,
+    ) -> Self {
+        SyncActor {
+            deps,
+            worker_id,
+            stop,
+            tracker,
+            busy: false,
+            paused,
+            timer: None,
+        }
+    }
+
+    fn project_id(&self) -> i64 {
+        self.deps.integration.project_id
+    }
+
+    fn poll_later(&mut self, ctx: &mut Context<Self>, after: Duration) {
+        if let Some(t) = self.timer.take() {
+            ctx.cancel_future(t);
+        }
+        self.timer = Some(ctx.notify_later(Wake, after));
+    }
+
+    fn poll(&mut self, ctx: &mut Context<Self>) {
+        if self.busy || self.paused || self.stop.is_cancelled() {
+            return;
+        }
+        if let Some(t) = self.timer.take() {
+            ctx.cancel_future(t);
+        }
+        self.busy = true;
+        let queue = self.deps.queue.clone();
+        let project_id = self.project_id();
+        let worker_id = self.worker_id.clone();
+        let fut = async move {
+            match queue.reserve(project_id, &worker_id).await {
+                Ok(Some(lease)) => Ok((Some(lease), None)),
+                Ok(None) => queue.next_due(project_id).await.map(|due| (None, due)),
+                Err(e) => Err(e),
+            }
+        };
+        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| match res {
+            Ok((Some(lease), _)) => {
+                if act.stop.is_cancelled() {
+                    // Shutting down between reserve and start: hand it straight back.
+                    let queue = act.deps.queue.clone();
+                    act.tracker.spawn(async move {
+                        let _ = queue.release(&lease).await;
+                    });
+                    act.busy = false;
+                    return;
+                }
+                let deps = act.deps.clone();
+                let handle = act.tracker.spawn(run_job(deps, lease));
+                ctx.spawn(handle.into_actor(act).map(|end, act, ctx| {
+                    act.busy = false;
+                    match end {
+                        Ok(JobEnd::Failed { .. }) | Ok(JobEnd::LeaseLost) => {
+                            act.poll_later(ctx, Duration::from_millis(500))
+                        }
+                        _ => act.poll(ctx),
+                    }
+                }));
+            }
+            Ok((None, due)) => {
+                act.busy = false;
+                let now = act.deps.clock.now();
+                let wait = due
+                    .and_then(|d| (d - now).to_std().ok())
+                    .map_or(IDLE_POLL, |d| d.min(IDLE_POLL))
+                    .max(Duration::from_millis(50));
+                act.poll_later(ctx, wait);
+            }
+            Err(e) => {
+                act.busy = false;
+                warn!(project_id = act.project_id(), error = %e, "could not read the job queue; retrying");
+                act.poll_later(ctx, Duration::from_secs(2));
+            }
+        }));
+    }
+}
+
+impl Actor for SyncActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let project_id = self.project_id();
+        let paused = self.paused;
+        self.deps.board.update(project_id, |p| {
+            p.state = if paused { LiveState::Paused } else { LiveState::Idle };
+        });
+        self.poll(ctx);
+    }
+}
+
+impl Handler<Wake> for SyncActor {
+    type Result = ();
+    fn handle(&mut self, _: Wake, ctx: &mut Context<Self>) {
+        self.poll(ctx);
+    }
+}
+
+impl Handler<SetPaused> for SyncActor {
+    type Result = ();
+    fn handle(&mut self, msg: SetPaused, ctx: &mut Context<Self>) {
+        self.paused = msg.0;
+        let project_id = self.project_id();
+        self.deps.board.update(project_id, |p| {
+            if msg.0 {
+                p.state = LiveState::Paused;
+            } else if p.running.is_none() {
+                p.state = LiveState::Idle;
+            }
+        });
+        if !msg.0 {
+            self.poll(ctx);
+        }
+    }
+}
+
+impl Handler<StopSync> for SyncActor {
+    type Result = ();
+    fn handle(&mut self, _: StopSync, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}

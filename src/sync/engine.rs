@@ -1,0 +1,717 @@
+//! The sync algorithm for one project (DESIGN.md section 4).
+//!
+//! Per stream (orders, customers) the cursor in Postgres says where we are:
+//! - never synced: remember the newest history id (the *anchor*), then page through the full
+//!   list, one committed batch per page (`snapshot_page` records the next page, so an interrupted
+//!   snapshot resumes where it stopped), then walk history from the anchor so changes made during
+//!   the snapshot are not missed;
+//! - synced: walk `/history` with `filter[sinceId]`, collect the changed ids, re-fetch the current
+//!   entities by `filter[ids][]`, upsert them, mark deletions, and advance the cursor **in the same
+//!   transaction** as the rows (compare-and-set on the cursor version, so two runs of one project
+//!   can never interleave their writes).
+//!
+//! Fetching and writing are pipelined: a producer fetches batch N+1 while the writer commits
+//! batch N, through a channel of [`PIPELINE_DEPTH`] batches, so memory stays flat however large
+//! the account. Both halves run inside the job's own future (joined, not spawned): dropping the
+//! future (abort, shutdown) stops both, and whatever was committed is consistent.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+use super::error::SyncError;
+use super::mapping::{map_customer, map_order, MappingContext};
+use super::progress::Progress;
+use crate::crm::types::{Customer, Order};
+use crate::crm::{CrmClient, Decoded, PoisonItem};
+use crate::model::{CustomerRecord, OrderRecord, Stream};
+use crate::store::{Cursor, Integration, PoisonRecord, Store, StoreError};
+
+/// Batches fetched ahead of the writer. Two keeps both sides busy with bounded memory.
+pub const PIPELINE_DEPTH: usize = 2;
+
+/// RetailCRM's largest page, used for history and `filter[ids][]` re-fetches.
+const MAX_LIMIT: u32 = 100;
+
+/// What a job asks the engine to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobSpec {
+    /// Orders stream; `since_id` replays history from that id (the seed's parameter).
+    Orders { since_id: Option<i64> },
+    /// Customers stream.
+    Customers { since_id: Option<i64> },
+    /// Customers, then orders (customers first so orders link to their users).
+    All { since_id: Option<i64> },
+    /// One order by RetailCRM id.
+    Order { id: i64 },
+    /// One customer by RetailCRM id.
+    Customer { id: i64 },
+}
+
+/// What one run did; stored in `sync_runs.counts` and shown by `status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunCounts {
+    /// Entities received from RetailCRM (list pages and re-fetches).
+    pub fetched: u64,
+    /// Rows inserted (users for customers, orders for orders).
+    pub created: u64,
+    /// Rows updated.
+    pub updated: u64,
+    /// Rows marked deleted.
+    pub deleted: u64,
+    /// Orders whose status code is not mapped (stored raw, counted).
+    pub unmapped_statuses: u64,
+    /// Users created from an order's contact data.
+    pub users_created_from_orders: u64,
+    /// Records stored aside in `dead_records`.
+    pub poison: u64,
+    /// History records walked.
+    pub history_records: u64,
+    /// HTTP requests made to RetailCRM.
+    pub requests: u64,
+    /// Streams skipped because the integration has them switched off.
+    pub skipped_streams: Vec<Stream>,
+}
+
+/// Entities of one stream, mapped and ready to commit.
+enum Records {
+    Orders(Vec<OrderRecord>),
+    Customers(Vec<CustomerRecord>),
+}
+
+impl Records {
+    fn empty(stream: Stream) -> Self {
+        match stream {
+            Stream::Orders => Records::Orders(Vec::new()),
+            Stream::Customers => Records::Customers(Vec::new()),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Records::Orders(v) => v.len(),
+            Records::Customers(v) => v.len(),
+        }
+    }
+}
+
+/// One unit of work for the writer: rows, deletions, poison and where the cursor goes.
+struct Batch {
+    records: Records,
+    deleted: Vec<i64>,
+    poison: Vec<PoisonRecord>,
+    fetched: u64,
+    unmapped: u64,
+    history_records: u64,
+    /// Cursor after this batch (the version is filled in by the writer).
+    next_since_id: Option<i64>,
+    next_snapshot_page: Option<i32>,
+    /// Total entities of the phase, when the API says.
+    total: Option<u64>,
+}
+
+/// Runs jobs of one project. Cheap to build per job: it holds clones of shared handles.
+#[derive(Clone)]
+pub struct Engine {
+    store: Store,
+    client: CrmClient,
+    integration: Integration,
+    page_size: u32,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("project_id", &self.integration.project_id)
+            .field("page_size", &self.page_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine for `integration`, reading through `client` and writing through `store`.
+    /// `page_size` is the list page size (20, 50 or 100).
+    pub fn new(store: Store, client: CrmClient, integration: Integration, page_size: u32) -> Self {
+        Engine {
+            store,
+            client,
+            integration,
+            page_size,
+        }
+    }
+
+    fn project_id(&self) -> i64 {
+        self.integration.project_id
+    }
+
+    fn enabled(&self, stream: Stream) -> bool {
+        match stream {
+            Stream::Orders => self.integration.sync_orders,
+            Stream::Customers => self.integration.sync_customers,
+        }
+    }
+
+    /// Runs one job to the end. Safe to drop at any await point: every committed batch carries
+    /// its cursor, so a re-run repeats at most one batch, and repeating is harmless.
+    pub async fn run(&self, job: JobSpec, progress: &Progress) -> Result<RunCounts, SyncError> {
+        if !self.integration.is_active {
+            return Err(SyncError::Inactive(self.project_id()));
+        }
+        let started = Instant::now();
+        let requests_before = self.client.request_count();
+        let mut counts = RunCounts::default();
+        let streams: Vec<(Stream, Option<i64>)> = match job {
+            JobSpec::Orders { since_id } => vec![(Stream::Orders, since_id)],
+            JobSpec::Customers { since_id } => vec![(Stream::Customers, since_id)],
+            JobSpec::All { since_id } => Stream::ALL.iter().map(|s| (*s, since_id)).collect(),
+            JobSpec::Order { id } => {
+                self.sync_one(Stream::Orders, id, progress, &mut counts).await?;
+                vec![]
+            }
+            JobSpec::Customer { id } => {
+                self.sync_one(Stream::Customers, id, progress, &mut counts).await?;
+                vec![]
+            }
+        };
+        for (stream, since_id) in streams {
+            if !self.enabled(stream) {
+                counts.skipped_streams.push(stream);
+                continue;
+            }
+            self.sync_stream(stream, since_id, progress, &mut counts).await?;
+        }
+        counts.requests = self.client.request_count().saturating_sub(requests_before);
+        info!(
+            project_id = self.project_id(),
+            duration_ms = started.elapsed().as_millis() as u64,
+            fetched = counts.fetched,
+            created = counts.created,
+            updated = counts.updated,
+            deleted = counts.deleted,
+            poison = counts.poison,
+            requests = counts.requests,
+            "sync finished"
+        );
+        Ok(counts)
+    }
+
+    /// What order mapping needs from the account: its timezone and status groups.
+    async fn mapping_context(&self) -> Result<MappingContext, SyncError> {
+        let settings = self.client.settings().await?;
+        let statuses = self.client.statuses().await?;
+        Ok(MappingContext {
+            timezone: settings.timezone,
+            status_mapping: self.integration.status_mapping.clone(),
+            status_groups: statuses
+                .into_iter()
+                .filter_map(|(code, s)| s.group.map(|g| (code, g)))
+                .collect(),
+        })
+    }
+
+    async fn context_for(&self, stream: Stream) -> Result<Option<MappingContext>, SyncError> {
+        match stream {
+            Stream::Orders => Ok(Some(self.mapping_context().await?)),
+            Stream::Customers => Ok(None),
+        }
+    }
+
+    /// `sync_order(id)` / `sync_customer(id)`: re-fetch one entity and upsert it; an entity the
+    /// list no longer returns has been deleted in RetailCRM. The cursor is not moved.
+    async fn sync_one(
+        &self,
+        stream: Stream,
+        id: i64,
+        progress: &Progress,
+        counts: &mut RunCounts,
+    ) -> Result<(), SyncError> {
+        progress.begin(stream, "entity", 0, Some(1));
+        let ctx = self.context_for(stream).await?;
+        let mut batch = self.fetch_by_ids(stream, &[id], ctx.as_ref()).await?;
+        if batch.records.len() == 0 && batch.poison.is_empty() {
+            batch.deleted.push(id);
+        }
+        let cursor = self.store.load_cursor(self.project_id(), stream).await.map_err(|e| self.store_err(e, stream))?;
+        batch.next_since_id = cursor.since_id;
+        batch.next_snapshot_page = cursor.snapshot_page;
+        self.commit(stream, &cursor, batch, progress, counts).await?;
+        Ok(())
+    }
+
+    /// Brings one stream up to date: snapshot if never synced (or resumed), then history.
+    async fn sync_stream(
+        &self,
+        stream: Stream,
+        replay_from: Option<i64>,
+        progress: &Progress,
+        counts: &mut RunCounts,
+    ) -> Result<(), SyncError> {
+        let project_id = self.project_id();
+        let ctx = self.context_for(stream).await?;
+        let mut cursor = self
+            .store
+            .load_cursor(project_id, stream)
+            .await
+            .map_err(|e| self.store_err(e, stream))?;
+
+        if cursor.since_id.is_none() && cursor.snapshot_page.is_none() {
+            // First sync: the anchor is taken before the first page, so every change made while
+            // we page is in history after it.
+            let anchor = self.client.latest_history_id(stream).await?.unwrap_or(0);
+            let next = Cursor {
+                since_id: Some(anchor),
+                snapshot_page: Some(1),
+                version: cursor.version,
+            };
+            cursor = self.commit_cursor_only(stream, &cursor, &next).await?;
+            info!(project_id, %stream, anchor, "first sync: snapshot starts");
+        }
+
+        if let Some(page) = cursor.snapshot_page {
+            let done = u64::try_from(page - 1).unwrap_or(0) * u64::from(self.page_size);
+            progress.begin(stream, "snapshot", done, None);
+            cursor = self
+                .run_pipeline(stream, cursor.clone(), progress, counts, |tx| {
+                    self.produce_snapshot(stream, page, cursor.since_id, ctx.as_ref(), tx)
+                })
+                .await?;
+        }
+
+        let start = replay_from.or(cursor.since_id).unwrap_or(0);
+        let stored = cursor.since_id;
+        progress.begin(stream, "history", 0, None);
+        self.run_pipeline(stream, cursor, progress, counts, |tx| {
+            self.produce_history(stream, start, stored, ctx.as_ref(), tx)
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Runs a producer and the writer side by side until the producer is done or either fails.
+    /// Returns the last committed cursor.
+    async fn run_pipeline<'a, F, Fut>(
+        &'a self,
+        stream: Stream,
+        mut cursor: Cursor,
+        progress: &Progress,
+        counts: &mut RunCounts,
+        producer: F,
+    ) -> Result<Cursor, SyncError>
+    where
+        F: FnOnce(mpsc::Sender<Batch>) -> Fut,
+        Fut: std::future::Future<Output = Result<(), SyncError>> + 'a,
+    {
+        let (tx, mut rx) = mpsc::channel::<Batch>(PIPELINE_DEPTH);
+        let produce = producer(tx);
+        let write = async {
+            while let Some(batch) = rx.recv().await {
+                cursor = self.commit(stream, &cursor, batch, progress, counts).await?;
+            }
+            Ok::<_, SyncError>(())
+        };
+        // A writer error drops the receiver, which stops the producer at its next send; a
+        // producer error closes the channel after the batches already fetched are written.
+        let (produced, written) = tokio::join!(produce, write);
+        written?;
+        produced?;
+        Ok(cursor)
+    }
+
+    /// Pages through the full list from `first_page`; each page is one batch whose cursor
+    /// points at the next page (or ends the snapshot).
+    async fn produce_snapshot(
+        &self,
+        stream: Stream,
+        first_page: i32,
+        anchor: Option<i64>,
+        ctx: Option<&MappingContext>,
+        tx: mpsc::Sender<Batch>,
+    ) -> Result<(), SyncError> {
+        let mut page = first_page.max(1) as u32;
+        loop {
+            let (mut batch, pagination) = self.fetch_page(stream, page, ctx).await?;
+            let last = batch.fetched == 0 || page >= pagination.total_page_count;
+            debug!(project_id = self.project_id(), %stream, page, "snapshot page fetched");
+            batch.total = Some(pagination.total_count);
+            batch.next_since_id = anchor;
+            batch.next_snapshot_page = if last { None } else { Some(page as i32 + 1) };
+            if tx.send(batch).await.is_err() {
+                return Ok(()); // the writer stopped; its error is reported
+            }
+            if last {
+                return Ok(());
+            }
+            page += 1;
+        }
+    }
+
+    /// Walks history from `start` (exclusive); each history page becomes one batch of re-fetched
+    /// entities, whose cursor is the page's last record id (never behind `stored`).
+    async fn produce_history(
+        &self,
+        stream: Stream,
+        start: i64,
+        stored: Option<i64>,
+        ctx: Option<&MappingContext>,
+        tx: mpsc::Sender<Batch>,
+    ) -> Result<(), SyncError> {
+        let mut since = start;
+        loop {
+            let walk = self.history_page(stream, since).await?;
+            let Some(last_id) = walk.last_id else {
+                return Ok(());
+            };
+            let mut batch = self.fetch_by_ids(stream, &walk.changed, ctx).await?;
+            batch.deleted.extend(walk.deleted);
+            batch.poison.extend(walk.poison);
+            batch.history_records = walk.records;
+            batch.next_since_id = Some(stored.map_or(last_id, |s| s.max(last_id)));
+            batch.next_snapshot_page = None;
+            if tx.send(batch).await.is_err() {
+                return Ok(());
+            }
+            if !walk.more {
+                return Ok(());
+            }
+            since = last_id;
+        }
+    }
+
+    /// Writes one batch and its cursor in one transaction; returns the new cursor.
+    async fn commit(
+        &self,
+        stream: Stream,
+        expected: &Cursor,
+        batch: Batch,
+        progress: &Progress,
+        counts: &mut RunCounts,
+    ) -> Result<Cursor, SyncError> {
+        let project_id = self.project_id();
+        let next = Cursor {
+            since_id: batch.next_since_id,
+            snapshot_page: batch.next_snapshot_page,
+            version: expected.version,
+        };
+        let started = Instant::now();
+        let n = batch.records.len() as u64;
+        let cursor = match batch.records {
+            Records::Orders(orders) => {
+                let out = self
+                    .store
+                    .commit_orders(project_id, expected, &next, &orders, &batch.deleted, &batch.poison)
+                    .await
+                    .map_err(|e| self.store_err(e, stream))?;
+                counts.created += out.created;
+                counts.updated += out.updated;
+                counts.deleted += out.deleted;
+                counts.users_created_from_orders += out.users_created;
+                out.cursor
+            }
+            Records::Customers(customers) => {
+                let out = self
+                    .store
+                    .commit_customers(project_id, expected, &next, &customers, &batch.deleted, &batch.poison)
+                    .await
+                    .map_err(|e| self.store_err(e, stream))?;
+                counts.created += out.created;
+                counts.updated += out.updated;
+                counts.deleted += out.deleted;
+                out.cursor
+            }
+        };
+        counts.fetched += batch.fetched;
+        counts.unmapped_statuses += batch.unmapped;
+        counts.poison += batch.poison.len() as u64;
+        counts.history_records += batch.history_records;
+        progress.advance(n + batch.poison.len() as u64, batch.total);
+        debug!(
+            project_id,
+            %stream,
+            rows = n,
+            duration_ms = started.elapsed().as_millis() as u64,
+            since_id = ?cursor.since_id,
+            snapshot_page = ?cursor.snapshot_page,
+            "batch committed"
+        );
+        Ok(cursor)
+    }
+
+    async fn commit_cursor_only(
+        &self,
+        stream: Stream,
+        expected: &Cursor,
+        next: &Cursor,
+    ) -> Result<Cursor, SyncError> {
+        let p = self.project_id();
+        let out = match stream {
+            Stream::Orders => self
+                .store
+                .commit_orders(p, expected, next, &[], &[], &[])
+                .await
+                .map(|o| o.cursor),
+            Stream::Customers => self
+                .store
+                .commit_customers(p, expected, next, &[], &[], &[])
+                .await
+                .map(|o| o.cursor),
+        };
+        out.map_err(|e| self.store_err(e, stream))
+    }
+
+    fn store_err(&self, e: StoreError, stream: Stream) -> SyncError {
+        match e {
+            StoreError::CursorConflict { .. } => SyncError::Conflict {
+                project_id: self.project_id(),
+                stream,
+            },
+            other => SyncError::Store(other),
+        }
+    }
+
+    /// One list page, mapped.
+    async fn fetch_page(
+        &self,
+        stream: Stream,
+        page: u32,
+        ctx: Option<&MappingContext>,
+    ) -> Result<(Batch, crate::crm::Pagination), SyncError> {
+        match stream {
+            Stream::Orders => {
+                let p = self.client.orders_page(page, self.page_size).await?;
+                Ok((self.map_orders(p.items, ctx), p.pagination))
+            }
+            Stream::Customers => {
+                let p = self.client.customers_page(page, self.page_size).await?;
+                Ok((self.map_customers(p.items), p.pagination))
+            }
+        }
+    }
+
+    /// Current entities by id (at most 100 per request), mapped.
+    async fn fetch_by_ids(
+        &self,
+        stream: Stream,
+        ids: &[i64],
+        ctx: Option<&MappingContext>,
+    ) -> Result<Batch, SyncError> {
+        let mut out = Batch::new(stream);
+        for chunk in ids.chunks(MAX_LIMIT as usize) {
+            let part = match stream {
+                Stream::Orders => self.map_orders(self.client.orders_by_ids(chunk).await?.items, ctx),
+                Stream::Customers => self.map_customers(self.client.customers_by_ids(chunk).await?.items),
+            };
+            out.absorb(part);
+        }
+        Ok(out)
+    }
+
+    fn map_orders(&self, items: Vec<Decoded<Order>>, ctx: Option<&MappingContext>) -> Batch {
+        let mut batch = Batch::new(Stream::Orders);
+        let Records::Orders(rows) = &mut batch.records else {
+            unreachable!("Batch::new(Orders) holds orders")
+        };
+        for item in items {
+            batch.fetched += 1;
+            match item {
+                Decoded::Ok(order) => match ctx.map(|c| map_order(&order, c)) {
+                    Some(Ok((record, unmapped))) => {
+                        batch.unmapped += u64::from(unmapped);
+                        rows.push(record);
+                    }
+                    Some(Err(reason)) => batch.poison.push(poison_of(
+                        Stream::Orders,
+                        Some(order.id),
+                        serde_json::to_value(&order).unwrap_or_default(),
+                        reason,
+                    )),
+                    None => batch.poison.push(poison_of(
+                        Stream::Orders,
+                        Some(order.id),
+                        serde_json::Value::Null,
+                        "internal: order mapped without a mapping context".into(),
+                    )),
+                },
+                Decoded::Poison(p) => batch.poison.push(poison_item(Stream::Orders, p)),
+            }
+        }
+        batch
+    }
+
+    fn map_customers(&self, items: Vec<Decoded<Customer>>) -> Batch {
+        let mut batch = Batch::new(Stream::Customers);
+        let Records::Customers(rows) = &mut batch.records else {
+            unreachable!("Batch::new(Customers) holds customers")
+        };
+        for item in items {
+            batch.fetched += 1;
+            match item {
+                Decoded::Ok(customer) => match map_customer(&customer) {
+                    Ok(record) => rows.push(record),
+                    Err(reason) => batch.poison.push(poison_of(
+                        Stream::Customers,
+                        Some(customer.id),
+                        serde_json::to_value(&customer).unwrap_or_default(),
+                        reason,
+                    )),
+                },
+                Decoded::Poison(p) => batch.poison.push(poison_item(Stream::Customers, p)),
+            }
+        }
+        batch
+    }
+
+    /// One page of history after `since`: which entities changed, which were deleted.
+    async fn history_page(&self, stream: Stream, since: i64) -> Result<HistoryWalk, SyncError> {
+        let mut walk = HistoryWalk::default();
+        let mut changed = BTreeSet::new();
+        let mut deleted = BTreeSet::new();
+        let (pagination, entries): (_, Vec<HistoryEntry>) = match stream {
+            Stream::Orders => {
+                let page = self.client.orders_history(Some(since), MAX_LIMIT).await?;
+                let entries = page
+                    .items
+                    .into_iter()
+                    .map(|d| match d {
+                        Decoded::Ok(r) => HistoryEntry {
+                            id: Some(r.id),
+                            entity: r.order.as_ref().map(|o| o.id),
+                            deleted: r.deleted,
+                            also: r.combined_to_id(),
+                            poison: None,
+                        },
+                        Decoded::Poison(p) => HistoryEntry::from_poison(p, "order"),
+                    })
+                    .collect();
+                (page.pagination, entries)
+            }
+            Stream::Customers => {
+                let page = self.client.customers_history(Some(since), MAX_LIMIT).await?;
+                let entries = page
+                    .items
+                    .into_iter()
+                    .map(|d| match d {
+                        Decoded::Ok(r) => HistoryEntry {
+                            id: Some(r.id),
+                            entity: r.customer.as_ref().map(|c| c.id),
+                            deleted: r.deleted,
+                            also: r.combined_to_id(),
+                            poison: None,
+                        },
+                        Decoded::Poison(p) => HistoryEntry::from_poison(p, "customer"),
+                    })
+                    .collect();
+                (page.pagination, entries)
+            }
+        };
+        for entry in entries {
+            walk.records += 1;
+            if let Some(id) = entry.id {
+                walk.last_id = Some(walk.last_id.map_or(id, |l: i64| l.max(id)));
+            }
+            if let Some(entity) = entry.entity {
+                if entry.deleted {
+                    deleted.insert(entity);
+                } else {
+                    changed.insert(entity);
+                }
+            }
+            if let Some(target) = entry.also {
+                changed.insert(target);
+            }
+            if let Some(p) = entry.poison {
+                walk.poison.push(poison_item(stream, p));
+            }
+        }
+        walk.changed = changed.difference(&deleted).copied().collect();
+        walk.deleted = deleted.into_iter().collect();
+        walk.more = pagination.current_page < pagination.total_page_count;
+        Ok(walk)
+    }
+}
+
+impl Batch {
+    fn new(stream: Stream) -> Self {
+        Batch {
+            records: Records::empty(stream),
+            deleted: Vec::new(),
+            poison: Vec::new(),
+            fetched: 0,
+            unmapped: 0,
+            history_records: 0,
+            next_since_id: None,
+            next_snapshot_page: None,
+            total: None,
+        }
+    }
+
+    fn absorb(&mut self, other: Batch) {
+        match (&mut self.records, other.records) {
+            (Records::Orders(a), Records::Orders(b)) => a.extend(b),
+            (Records::Customers(a), Records::Customers(b)) => a.extend(b),
+            _ => {}
+        }
+        self.poison.extend(other.poison);
+        self.fetched += other.fetched;
+        self.unmapped += other.unmapped;
+    }
+}
+
+/// The part of a history record the walk needs.
+struct HistoryEntry {
+    id: Option<i64>,
+    entity: Option<i64>,
+    deleted: bool,
+    /// `combinedTo.id`: the entity a merged one went into, which changed too.
+    also: Option<i64>,
+    poison: Option<PoisonItem>,
+}
+
+impl HistoryEntry {
+    /// A history record that did not decode: keep it aside, but still learn its id (so the
+    /// cursor moves on) and its entity id (so the entity is re-fetched) when the raw JSON has them.
+    fn from_poison(p: PoisonItem, entity_key: &str) -> Self {
+        let entity = p
+            .raw
+            .get(entity_key)
+            .and_then(|e| e.get("id"))
+            .and_then(serde_json::Value::as_i64);
+        HistoryEntry {
+            id: p.id,
+            entity,
+            deleted: false,
+            also: None,
+            poison: Some(p),
+        }
+    }
+}
+
+#[derive(Default)]
+struct HistoryWalk {
+    changed: Vec<i64>,
+    deleted: Vec<i64>,
+    poison: Vec<PoisonRecord>,
+    last_id: Option<i64>,
+    records: u64,
+    more: bool,
+}
+
+fn poison_item(stream: Stream, p: PoisonItem) -> PoisonRecord {
+    PoisonRecord {
+        stream,
+        entity_id: p.id,
+        raw: p.raw,
+        reason: p.reason,
+    }
+}
+
+fn poison_of(stream: Stream, id: Option<i64>, raw: serde_json::Value, reason: String) -> PoisonRecord {
+    PoisonRecord {
+        stream,
+        entity_id: id,
+        raw,
+        reason,
+    }
+}

@@ -1,0 +1,39 @@
+//! Errors of the sync engine, and how each should be treated by the job queue.
+
+use crate::crm::{CrmError, ErrorClass};
+use crate::store::StoreError;
+
+/// Why a sync job did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// RetailCRM refused or failed; the inner error says what to do.
+    #[error(transparent)]
+    Crm(#[from] CrmError),
+    /// Postgres failed; nothing of the failed batch was committed.
+    #[error(transparent)]
+    Store(StoreError),
+    /// Another sync of the same project moved the cursor first; this run stopped without
+    /// writing and will be retried. Two syncs of one project should not run at once.
+    #[error(
+        "another sync of project {project_id} moved the {stream} cursor while this one ran; \
+         nothing was written by this batch, the job will be retried"
+    )]
+    Conflict { project_id: i64, stream: crate::model::Stream },
+    /// The integration is switched off (`is_active = false`).
+    #[error(
+        "the integration of project {0} is inactive; set is_active = true \
+         (`retailcrm-sync integration set --project-id {0} --active true`) to sync it"
+    )]
+    Inactive(i64),
+}
+
+impl SyncError {
+    /// How the queue should treat this failure.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            SyncError::Crm(e) => e.class(),
+            SyncError::Store(_) | SyncError::Conflict { .. } => ErrorClass::Transient,
+            SyncError::Inactive(_) => ErrorClass::Permanent,
+        }
+    }
+}
