@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
+use crate::control::protocol::FinishedJob;
 use crate::sync::Progress;
 
 /// Lifecycle state of one project's actors.
@@ -50,6 +51,8 @@ pub struct ProjectLive {
     pub running: Option<LiveJob>,
     pub last_success_at: Option<DateTime<Utc>>,
     pub last_error: Option<LiveError>,
+    /// How the most recent job attempt ended (`ctl trigger --wait` watches it).
+    pub last_finished: Option<FinishedJob>,
     pub next_run_at: Option<DateTime<Utc>>,
     pub restarts: u32,
     /// Newest history id RetailCRM reported minus our cursor, per the last run.
@@ -64,6 +67,7 @@ impl ProjectLive {
             running: None,
             last_success_at: None,
             last_error: None,
+            last_finished: None,
             next_run_at: None,
             restarts: 0,
             cursor_lag: None,

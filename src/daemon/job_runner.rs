@@ -15,6 +15,7 @@ use tracing::{error, info, warn, Instrument};
 
 use super::board::{LiveError, LiveJob, LiveState, StatusBoard};
 use crate::clock::SharedClock;
+use crate::control::protocol::{FinishedJob, JobOutcome};
 use crate::crm::{CrmClient, ErrorClass};
 use crate::queue::{FailOutcome, FailureClass, JobKind, JobQueue, Lease, QueueError};
 use crate::store::{Integration, RunOutcome, Store};
@@ -171,6 +172,13 @@ async fn settle(
             finish(deps, run_id, RunOutcome::Succeeded, &summary, None).await;
             deps.board.update(project_id, |p| {
                 p.last_success_at = Some(now);
+                p.last_finished = Some(FinishedJob {
+                    job_id: lease.job.id.clone(),
+                    kind: lease.job.kind.to_string(),
+                    finished_at: now,
+                    outcome: JobOutcome::Succeeded,
+                    message: None,
+                });
             });
             info!(duration_ms, fetched = counts.fetched, created = counts.created, updated = counts.updated, "job succeeded");
             JobEnd::Succeeded
@@ -203,8 +211,21 @@ async fn settle(
             let permanent = matches!(class, ErrorClass::Permanent);
             let outcome = retry_redis(|| deps.queue.fail(lease, queue_class.clone(), &message)).await;
             finish(deps, run_id, RunOutcome::Failed, &serde_json::json!({ "duration_ms": duration_ms }), Some(&message)).await;
+            let finished_outcome = match outcome {
+                Some(FailOutcome::RetryAt(_)) => JobOutcome::Retrying,
+                // Not settled: the lease expires and the job runs again.
+                None => JobOutcome::Retrying,
+                Some(FailOutcome::Dead) => JobOutcome::Dead,
+            };
             deps.board.update(project_id, |p| {
                 p.last_error = Some(LiveError { at: now, message: message.clone(), permanent });
+                p.last_finished = Some(FinishedJob {
+                    job_id: lease.job.id.clone(),
+                    kind: lease.job.kind.to_string(),
+                    finished_at: now,
+                    outcome: finished_outcome,
+                    message: Some(message.clone()),
+                });
             });
             match outcome {
                 Some(FailOutcome::RetryAt(at)) => warn!(duration_ms, error = %message, retry_at = %at, "job failed; will retry"),

@@ -33,11 +33,11 @@ use super::signals::Signal;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::control::protocol::{
-    DaemonStatus, ErrorCode, LastError, ProjectState, ProjectStatus, Request, Response, RunningJob,
-    TriggerAccepted,
+    DaemonStatus, ErrorCode, JobInfo, JobList, LastError, ProjectState, ProjectStatus, Request,
+    Response, RunningJob, TriggerAccepted,
 };
 use crate::control::server::ControlCall;
-use crate::queue::{JobKind, JobQueue, NewJob, Trigger};
+use crate::queue::{Job, JobKind, JobQueue, NewJob, Trigger};
 use crate::store::{Integration, Store};
 
 /// Delay before a project that failed its restart budget is tried again.
@@ -394,7 +394,13 @@ impl Supervisor {
                         let res = async {
                             let stats = queue.stats(project_id).await?;
                             let completed = queue.completed(project_id, limit).await?;
-                            Ok::<_, crate::queue::QueueError>(serde_json::json!({ "stats": stats, "completed": completed }))
+                            let mut jobs: Vec<JobInfo> = stats
+                                .active
+                                .iter()
+                                .map(|a| job_info(&a.job, "running", Some(a.deadline), a.job.last_error.clone()))
+                                .collect();
+                            jobs.extend(completed.iter().map(|c| job_info(&c.job, "completed", Some(c.finished_at), None)));
+                            Ok::<_, crate::queue::QueueError>(JobList { project_id, jobs })
                         }
                         .await;
                         answer(match res {
@@ -411,7 +417,13 @@ impl Supervisor {
                 ctx.spawn(
                     async move {
                         answer(match queue.dead_jobs(project_id, limit).await {
-                            Ok(v) => Response::ok(v),
+                            Ok(dead) => Response::ok(JobList {
+                                project_id,
+                                jobs: dead
+                                    .iter()
+                                    .map(|d| job_info(&d.job, "dead", Some(d.died_at), Some(format!("{:?}: {}", d.reason, d.error))))
+                                    .collect(),
+                            }),
                             Err(e) => Response::error(ErrorCode::Unavailable, e.to_string()),
                         })
                     }
@@ -515,6 +527,7 @@ impl Supervisor {
                         message: e.message.clone(),
                         permanent: e.permanent,
                     }),
+                    last_finished: live.as_ref().and_then(|l| l.last_finished.clone()),
                     next_run_at: live.as_ref().and_then(|l| l.next_run_at),
                     queue_depth: stats.as_ref().map_or(0, |s| s.waiting),
                     delayed: stats.as_ref().map_or(0, |s| s.delayed),
@@ -525,6 +538,22 @@ impl Supervisor {
             }
             status
         }
+    }
+}
+
+fn job_info(job: &Job, state: &str, run_at: Option<DateTime<Utc>>, last_error: Option<String>) -> JobInfo {
+    JobInfo {
+        job_id: job.id.clone(),
+        kind: job.kind.to_string(),
+        state: state.to_string(),
+        attempts: job.attempts,
+        enqueued_at: Some(job.enqueued_at),
+        run_at,
+        last_error: last_error.or_else(|| job.last_error.clone()),
+        entity_id: match job.kind {
+            JobKind::SyncOrder { id } | JobKind::SyncCustomer { id } => Some(id),
+            _ => None,
+        },
     }
 }
 

@@ -292,8 +292,8 @@ impl Engine {
 
     /// Runs a producer and the writer side by side until the producer is done or either fails.
     /// Returns the last committed cursor.
-    async fn run_pipeline<'a, F, Fut>(
-        &'a self,
+    async fn run_pipeline<F, Fut>(
+        &self,
         stream: Stream,
         mut cursor: Cursor,
         progress: &Progress,
@@ -302,7 +302,7 @@ impl Engine {
     ) -> Result<Cursor, SyncError>
     where
         F: FnOnce(mpsc::Sender<Batch>) -> Fut,
-        Fut: std::future::Future<Output = Result<(), SyncError>> + 'a,
+        Fut: std::future::Future<Output = Result<(), SyncError>>,
     {
         let (tx, mut rx) = mpsc::channel::<Batch>(PIPELINE_DEPTH);
         let produce = producer(tx);
