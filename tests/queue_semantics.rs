@@ -108,8 +108,14 @@ async fn identical_waiting_jobs_are_coalesced() {
     assert_eq!(a.job_id, b.job_id);
     // Different kind, entity, since_id or project: separate jobs.
     let c = q.enqueue(&job(1, JobKind::SyncCustomers)).await.unwrap();
-    let d = q.enqueue(&job(1, JobKind::SyncOrder { id: 5 })).await.unwrap();
-    let e = q.enqueue(&job(1, JobKind::SyncOrder { id: 6 })).await.unwrap();
+    let d = q
+        .enqueue(&job(1, JobKind::SyncOrder { id: 5 }))
+        .await
+        .unwrap();
+    let e = q
+        .enqueue(&job(1, JobKind::SyncOrder { id: 6 }))
+        .await
+        .unwrap();
     let f = q
         .enqueue(&NewJob {
             since_id: Some(9),
@@ -121,7 +127,10 @@ async fn identical_waiting_jobs_are_coalesced() {
     for x in [&c, &d, &e, &f, &g] {
         assert!(!x.coalesced);
     }
-    let d2 = q.enqueue(&job(1, JobKind::SyncOrder { id: 5 })).await.unwrap();
+    let d2 = q
+        .enqueue(&job(1, JobKind::SyncOrder { id: 5 }))
+        .await
+        .unwrap();
     assert_eq!(d2.job_id, d.job_id);
     assert!(d2.coalesced);
     assert_eq!(q.stats(1).await.unwrap().waiting, 5);
@@ -143,7 +152,11 @@ async fn identical_waiting_jobs_are_coalesced() {
 async fn transient_failures_retry_with_exponential_backoff_then_die() {
     let (clock, shared) = manual();
     let q = test_queue(shared).await;
-    let id = q.enqueue(&job(3, JobKind::SyncCustomers)).await.unwrap().job_id;
+    let id = q
+        .enqueue(&job(3, JobKind::SyncCustomers))
+        .await
+        .unwrap()
+        .job_id;
 
     // First failure: due 5 s later (+0..20% jitter), not before.
     let lease = q.reserve(3, "w").await.unwrap().unwrap();
@@ -155,7 +168,10 @@ async fn transient_failures_retry_with_exponential_backoff_then_die() {
     else {
         panic!("first failure must retry");
     };
-    assert!(at >= failed_at + ms(5_000) && at <= failed_at + ms(6_000), "{at}");
+    assert!(
+        at >= failed_at + ms(5_000) && at <= failed_at + ms(6_000),
+        "{at}"
+    );
     assert_eq!(q.next_due(3).await.unwrap(), Some(at));
     let stats = q.stats(3).await.unwrap();
     assert_eq!((stats.waiting, stats.delayed), (0, 1));
@@ -176,7 +192,10 @@ async fn transient_failures_retry_with_exponential_backoff_then_die() {
     else {
         panic!("second failure must retry");
     };
-    assert!(at >= failed_at + ms(10_000) && at <= failed_at + ms(12_000), "{at}");
+    assert!(
+        at >= failed_at + ms(10_000) && at <= failed_at + ms(12_000),
+        "{at}"
+    );
     clock.set(at - ms(1));
     assert!(q.reserve(3, "w").await.unwrap().is_none(), "not due yet");
     clock.set(at);
@@ -241,7 +260,11 @@ async fn rate_limited_retries_do_not_spend_attempts() {
 async fn permanent_failure_dies_at_once_and_requeued_dead_job_succeeds() {
     let (_clock, shared) = manual();
     let q = test_queue(shared).await;
-    let id = q.enqueue(&job(5, JobKind::SyncOrders)).await.unwrap().job_id;
+    let id = q
+        .enqueue(&job(5, JobKind::SyncOrders))
+        .await
+        .unwrap()
+        .job_id;
     let lease = q.reserve(5, "w").await.unwrap().unwrap();
     assert_eq!(
         q.fail(&lease, FailureClass::Permanent, "API key rejected (403)")
@@ -293,7 +316,9 @@ async fn expired_lease_goes_to_another_worker_and_stale_worker_is_refused() {
         q.ack(&stale, &json!({})).await,
         q.release(&stale).await,
         q.renew(&stale).await.map(|_| ()),
-        q.fail(&stale, FailureClass::Transient, "late").await.map(|_| ()),
+        q.fail(&stale, FailureClass::Transient, "late")
+            .await
+            .map(|_| ()),
     ] {
         match res {
             Err(QueueError::LeaseLost { job_id }) => assert_eq!(job_id, id),
@@ -330,8 +355,16 @@ async fn renew_after_expiry_is_refused_and_job_is_reclaimed() {
 async fn poison_job_that_keeps_stalling_ends_in_dead_letters() {
     let (clock, shared) = manual();
     let q = test_queue(shared).await;
-    let id = q.enqueue(&job(10, JobKind::SyncOrder { id: 1 })).await.unwrap().job_id;
-    let other = q.enqueue(&job(10, JobKind::SyncOrder { id: 2 })).await.unwrap().job_id;
+    let id = q
+        .enqueue(&job(10, JobKind::SyncOrder { id: 1 }))
+        .await
+        .unwrap()
+        .job_id;
+    let other = q
+        .enqueue(&job(10, JobKind::SyncOrder { id: 2 }))
+        .await
+        .unwrap()
+        .job_id;
     for stall in 0..3 {
         let lease = q.reserve(10, &format!("w{stall}")).await.unwrap().unwrap();
         assert_eq!(lease.job.id, id, "a reclaimed job goes to the front");
@@ -355,13 +388,19 @@ async fn one_running_job_per_project_and_others_unaffected() {
     let (_clock, shared) = manual();
     let q = test_queue(shared).await;
     for i in 0..3 {
-        q.enqueue(&job(11, JobKind::SyncOrder { id: i })).await.unwrap();
+        q.enqueue(&job(11, JobKind::SyncOrder { id: i }))
+            .await
+            .unwrap();
     }
     q.enqueue(&job(12, JobKind::SyncOrders)).await.unwrap();
     let first = q.reserve(11, "a").await.unwrap().unwrap();
     assert!(q.reserve(11, "b").await.unwrap().is_none());
     assert!(q.reserve(11, "a").await.unwrap().is_none());
-    let p12 = q.reserve(12, "b").await.unwrap().expect("other project runs");
+    let p12 = q
+        .reserve(12, "b")
+        .await
+        .unwrap()
+        .expect("other project runs");
     assert_eq!(p12.job.project_id, 12);
     q.ack(&first, &json!({})).await.unwrap();
     let second = q.reserve(11, "b").await.unwrap().unwrap();
@@ -377,7 +416,11 @@ async fn one_running_job_per_project_and_others_unaffected() {
 async fn release_hands_job_back_first_without_spending_an_attempt() {
     let (_clock, shared) = manual();
     let q = test_queue(shared).await;
-    let a = q.enqueue(&job(13, JobKind::SyncOrders)).await.unwrap().job_id;
+    let a = q
+        .enqueue(&job(13, JobKind::SyncOrders))
+        .await
+        .unwrap()
+        .job_id;
     q.enqueue(&job(13, JobKind::SyncCustomers)).await.unwrap();
     let lease = q.reserve(13, "w").await.unwrap().unwrap();
     q.release(&lease).await.unwrap();
@@ -397,7 +440,9 @@ async fn purge_removes_everything_of_one_project_only() {
     let q = test_queue(shared).await;
     let prefix = q.options().key_prefix.clone();
     for i in 0..5 {
-        q.enqueue(&job(14, JobKind::SyncOrder { id: i })).await.unwrap();
+        q.enqueue(&job(14, JobKind::SyncOrder { id: i }))
+            .await
+            .unwrap();
     }
     q.enqueue(&job(15, JobKind::SyncOrders)).await.unwrap();
     let done = q.reserve(14, "w").await.unwrap().unwrap();
@@ -405,13 +450,21 @@ async fn purge_removes_everything_of_one_project_only() {
     let dead = q.reserve(14, "w").await.unwrap().unwrap();
     q.fail(&dead, FailureClass::Permanent, "x").await.unwrap();
     let delayed = q.reserve(14, "w").await.unwrap().unwrap();
-    q.fail(&delayed, FailureClass::Transient, "x").await.unwrap();
+    q.fail(&delayed, FailureClass::Transient, "x")
+        .await
+        .unwrap();
     let running = q.reserve(14, "w").await.unwrap().unwrap();
     assert_eq!(q.projects_with_jobs().await.unwrap(), vec![14, 15]);
 
     let counts = q.purge(14).await.unwrap();
     assert_eq!(
-        (counts.waiting, counts.delayed, counts.active, counts.dead, counts.completed),
+        (
+            counts.waiting,
+            counts.delayed,
+            counts.active,
+            counts.dead,
+            counts.completed
+        ),
         (1, 1, 1, 1, 1)
     );
     assert!(matches!(
@@ -436,7 +489,9 @@ async fn history_and_dead_letters_are_capped() {
     };
     let q = test_queue_with(opts, shared).await;
     for i in 0..5 {
-        q.enqueue(&job(16, JobKind::SyncOrder { id: i })).await.unwrap();
+        q.enqueue(&job(16, JobKind::SyncOrder { id: i }))
+            .await
+            .unwrap();
         let l = q.reserve(16, "w").await.unwrap().unwrap();
         q.ack(&l, &json!({ "i": i })).await.unwrap();
     }
@@ -444,9 +499,13 @@ async fn history_and_dead_letters_are_capped() {
     assert_eq!(done.len(), 3);
     assert_eq!(done[0].summary, json!({"i": 4}), "newest first");
     for i in 0..4 {
-        q.enqueue(&job(16, JobKind::SyncCustomer { id: i })).await.unwrap();
+        q.enqueue(&job(16, JobKind::SyncCustomer { id: i }))
+            .await
+            .unwrap();
         let l = q.reserve(16, "w").await.unwrap().unwrap();
-        q.fail(&l, FailureClass::Permanent, &format!("e{i}")).await.unwrap();
+        q.fail(&l, FailureClass::Permanent, &format!("e{i}"))
+            .await
+            .unwrap();
     }
     let dead = q.dead_jobs(16, 10).await.unwrap();
     assert_eq!(dead.len(), 2);
@@ -465,15 +524,28 @@ async fn redis_down_is_a_typed_actionable_error() {
         .expect_err("nothing listens on port 1");
     assert!(err.is_retryable(), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains("127.0.0.1:1") && msg.contains("unavailable"), "{msg}");
-    let bad = JobQueue::connect("redis://:secret@127.0.0.1:1/", test_options(), shared.clone())
-        .await
-        .expect_err("unreachable");
-    assert!(!bad.to_string().contains("secret"), "password leaked: {bad}");
+    assert!(
+        msg.contains("127.0.0.1:1") && msg.contains("unavailable"),
+        "{msg}"
+    );
+    let bad = JobQueue::connect(
+        "redis://:secret@127.0.0.1:1/",
+        test_options(),
+        shared.clone(),
+    )
+    .await
+    .expect_err("unreachable");
+    assert!(
+        !bad.to_string().contains("secret"),
+        "password leaked: {bad}"
+    );
     let invalid = JobQueue::connect("not a url", test_options(), shared)
         .await
         .expect_err("bad url");
-    assert!(matches!(invalid, QueueError::InvalidUrl { .. }), "{invalid:?}");
+    assert!(
+        matches!(invalid, QueueError::InvalidUrl { .. }),
+        "{invalid:?}"
+    );
 }
 
 #[tokio::test]

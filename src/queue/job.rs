@@ -313,7 +313,8 @@ mod tests {
     fn kind_serde_is_tagged() {
         let v = serde_json::to_value(JobKind::SyncOrder { id: 5 }).unwrap();
         assert_eq!(v, serde_json::json!({"type": "sync_order", "id": 5}));
-        let back: JobKind = serde_json::from_value(serde_json::json!({"type": "sync_all"})).unwrap();
+        let back: JobKind =
+            serde_json::from_value(serde_json::json!({"type": "sync_all"})).unwrap();
         assert_eq!(back, JobKind::SyncAll);
     }
 }

@@ -51,6 +51,13 @@ use job::JobData;
 /// Result alias for queue operations.
 pub type Result<T, E = QueueError> = std::result::Result<T, E>;
 
+/// A Redis hash as returned by `HGETALL`.
+type Hash = HashMap<String, String>;
+/// Reply of `reserve.lua`: job id, token, deadline ms, reserved-at ms, job hash.
+type ReserveReply = (String, String, i64, i64, Hash);
+/// Reply of `stats.lua`: waiting, delayed, dead, completed, active hash, active job hash.
+type StatsReply = (u64, u64, u64, u64, Hash, Hash);
+
 /// Upper bound of the random extra added to a retry delay (fraction of the delay).
 const RETRY_JITTER: f64 = 0.2;
 /// How long to wait for a TCP connection to Redis.
@@ -199,7 +206,12 @@ impl JobQueue {
     }
 
     /// A script invocation with the common KEYS/ARGV prelude (see `scripts/common.lua`).
-    fn invocation<'a>(&self, script: &'a Script, project_id: i64, now_ms: i64) -> ScriptInvocation<'a> {
+    fn invocation<'a>(
+        &self,
+        script: &'a Script,
+        project_id: i64,
+        now_ms: i64,
+    ) -> ScriptInvocation<'a> {
         let mut inv = script.prepare_invoke();
         inv.key(self.project_key(project_id))
             .key(self.job_prefix())
@@ -245,7 +257,10 @@ impl JobQueue {
         };
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut inv = self.invocation(&scripts::ENQUEUE, new.project_id, now);
-        inv.arg(&id).arg(&dedup).arg(&data).arg(self.opts.max_attempts);
+        inv.arg(&id)
+            .arg(&dedup)
+            .arg(&data)
+            .arg(self.opts.max_attempts);
         let (job_id, coalesced): (String, i64) = self.run(&inv).await?;
         let coalesced = coalesced == 1;
         debug!(project_id = new.project_id, job_id = %job_id, job_kind = %new.kind,
@@ -264,8 +279,7 @@ impl JobQueue {
         inv.arg(&token)
             .arg(worker_id)
             .arg(ms_to_duration_i64(self.opts.lease));
-        let reply: Option<(String, String, i64, i64, HashMap<String, String>)> =
-            self.run(&inv).await?;
+        let reply: Option<ReserveReply> = self.run(&inv).await?;
         let Some((id, token, deadline, reserved_at, hash)) = reply else {
             return Ok(None);
         };
@@ -413,15 +427,7 @@ impl JobQueue {
     pub async fn stats(&self, project_id: i64) -> Result<QueueStats> {
         let now = self.clock.now_ms();
         let inv = self.invocation(&scripts::STATS, project_id, now);
-        #[allow(clippy::type_complexity)]
-        let (waiting, delayed, dead, completed, active, job): (
-            u64,
-            u64,
-            u64,
-            u64,
-            HashMap<String, String>,
-            HashMap<String, String>,
-        ) = self.run(&inv).await?;
+        let (waiting, delayed, dead, completed, active, job): StatsReply = self.run(&inv).await?;
         let active_key = format!("{}:active", self.project_key(project_id));
         let active = if active.is_empty() || job.is_empty() {
             None
@@ -457,7 +463,8 @@ impl JobQueue {
         }
         let mut pipe = redis::pipe();
         for id in &ids {
-            pipe.cmd("HGETALL").arg(format!("{}{id}", self.job_prefix()));
+            pipe.cmd("HGETALL")
+                .arg(format!("{}{id}", self.job_prefix()));
         }
         let mut conn = self.conn.clone();
         let hashes: Vec<HashMap<String, String>> = pipe
