@@ -23,6 +23,18 @@
 //! Durability: a job is written to Redis before `enqueue` returns; surviving a Redis restart
 //! needs Redis persistence (`appendonly yes`, `maxmemory-policy noeviction`).
 //! Delivery is at-least-once: a job whose lease expires runs again elsewhere.
+//!
+//! # How a worker uses it
+//! 1. `reserve(project_id, worker_id)`; on `None`, sleep until `next_due(project_id)` (capped,
+//!    and woken early when this process enqueues for the project);
+//! 2. while working, `renew(&lease)` every [`JobQueue::renew_every`]; on `LeaseLost` abandon the
+//!    job without reporting (someone else owns it now);
+//! 3. finish with `ack`, or `fail` with a [`FailureClass`]; on shutdown, `release`.
+//!
+//! Limits: coalescing looks only at *waiting* jobs (not delayed retries or the running job); all
+//! hosts sharing a prefix must have synchronised clocks (lease deadlines and retry times are
+//! their wall-clock ms); scripts address job keys they are not given, so Redis Cluster is not
+//! supported (a single Redis or Sentinel is).
 
 mod error;
 mod job;
@@ -193,6 +205,12 @@ impl JobQueue {
         &self.opts
     }
 
+    /// How often a lease holder should renew: a third of the lease, so two renewals can fail
+    /// (e.g. a short Redis blip) before the lease runs out.
+    pub fn renew_every(&self) -> Duration {
+        self.opts.lease / 3
+    }
+
     fn project_key(&self, project_id: i64) -> String {
         format!("{}:p:{project_id}", self.opts.key_prefix)
     }
@@ -332,7 +350,7 @@ impl JobQueue {
             summary: summary.clone(),
             worker_id: lease.worker_id.clone(),
             started_at: lease.reserved_at,
-            finished_at: self.clock.now(),
+            finished_at: ms_to_dt(&lease.job.id, now)?,
         };
         let entry = serde_json::to_string(&entry)?;
         let mut inv = self.invocation(&scripts::ACK, lease.job.project_id, now);
