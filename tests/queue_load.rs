@@ -13,7 +13,7 @@ use retailcrm_sync::clock::{self, ManualClock, SharedClock};
 use retailcrm_sync::queue::{JobKind, NewJob, Trigger};
 use serde_json::json;
 
-use common::redis::{cleanup, test_queue};
+use common::redis::{PrefixGuard, cleanup, test_queue};
 
 const PROJECTS: i64 = 10;
 const JOBS_PER_PROJECT: i64 = 1_000;
@@ -34,6 +34,7 @@ struct Ledger {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_projects_thousand_jobs_each_acked_exactly_once_without_starvation() {
     let q = test_queue(clock::system()).await;
+    let _guard = PrefixGuard::new(&q);
 
     // Enqueue concurrently, one producer per project.
     let mut producers = Vec::new();
@@ -160,6 +161,7 @@ async fn huge_backlog_in_one_project_does_not_delay_another() {
     let manual = ManualClock::new(Utc::now());
     let shared: SharedClock = Arc::new(manual);
     let q = test_queue(shared).await;
+    let _guard = PrefixGuard::new(&q);
     for i in 0..10_000 {
         q.enqueue(&NewJob {
             project_id: 1,

@@ -15,7 +15,7 @@ use retailcrm_sync::queue::{
 };
 use serde_json::json;
 
-use common::redis::{cleanup, count_keys, test_options, test_queue, test_queue_with};
+use common::redis::{PrefixGuard, cleanup, count_keys, test_options, test_queue, test_queue_with};
 
 fn manual() -> (ManualClock, SharedClock) {
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap());
@@ -40,6 +40,7 @@ fn ms(d: i64) -> chrono::Duration {
 async fn enqueue_reserve_ack_round_trip() {
     let (clock, shared) = manual();
     let q = test_queue(shared).await;
+    let _guard = PrefixGuard::new(&q);
     let new = NewJob {
         project_id: 7,
         kind: JobKind::SyncOrders,
@@ -102,6 +103,7 @@ async fn enqueue_reserve_ack_round_trip() {
 async fn identical_waiting_jobs_are_coalesced() {
     let (_clock, shared) = manual();
     let q = test_queue(shared).await;
+    let _guard = PrefixGuard::new(&q);
     let a = q.enqueue(&job(1, JobKind::SyncOrders)).await.unwrap();
     let b = q.enqueue(&job(1, JobKind::SyncOrders)).await.unwrap();
     assert!(b.coalesced);
@@ -152,6 +154,7 @@ async fn identical_waiting_jobs_are_coalesced() {
 async fn transient_failures_retry_with_exponential_backoff_then_die() {
     let (clock, shared) = manual();
     let q = test_queue(shared).await;
+    let _guard = PrefixGuard::new(&q);
     let id = q
         .enqueue(&job(3, JobKind::SyncCustomers))
         .await
@@ -227,6 +230,7 @@ async fn transient_failures_retry_with_exponential_backoff_then_die() {
 async fn rate_limited_retries_do_not_spend_attempts() {
     let (clock, shared) = manual();
     let q = test_queue(shared).await;
+    let _guard = PrefixGuard::new(&q);
     q.enqueue(&job(4, JobKind::SyncOrders)).await.unwrap();
     for round in 0..6 {
         let lease = q.reserve(4, "w").await.unwrap().expect("due");
@@ -260,6 +264,7 @@ async fn rate_limited_retries_do_not_spend_attempts() {
 async fn permanent_failure_dies_at_once_and_requeued_dead_job_succeeds() {
     let (_clock, shared) = manual();
     let q = test_queue(shared).await;
+    let _guard = PrefixGuard::new(&q);
     let id = q
         .enqueue(&job(5, JobKind::SyncOrders))
         .await
@@ -296,6 +301,7 @@ async fn permanent_failure_dies_at_once_and_requeued_dead_job_succeeds() {
 async fn expired_lease_goes_to_another_worker_and_stale_worker_is_refused() {
     let (clock, shared) = manual();
     let q = test_queue(shared).await;
+    let _guard = PrefixGuard::new(&q);
     let id = q.enqueue(&job(8, JobKind::SyncAll)).await.unwrap().job_id;
     let stale = q.reserve(8, "worker-a").await.unwrap().unwrap();
     // worker-a is killed: no renew, no ack. Before the lease runs out nobody else gets the job.
@@ -336,6 +342,7 @@ async fn expired_lease_goes_to_another_worker_and_stale_worker_is_refused() {
 async fn renew_after_expiry_is_refused_and_job_is_reclaimed() {
     let (clock, shared) = manual();
     let q = test_queue(shared).await;
+    let _guard = PrefixGuard::new(&q);
     q.enqueue(&job(9, JobKind::SyncOrders)).await.unwrap();
     let lease = q.reserve(9, "w").await.unwrap().unwrap();
     clock.advance(ms(30_000));
@@ -355,6 +362,7 @@ async fn renew_after_expiry_is_refused_and_job_is_reclaimed() {
 async fn poison_job_that_keeps_stalling_ends_in_dead_letters() {
     let (clock, shared) = manual();
     let q = test_queue(shared).await;
+    let _guard = PrefixGuard::new(&q);
     let id = q
         .enqueue(&job(10, JobKind::SyncOrder { id: 1 }))
         .await
@@ -387,6 +395,7 @@ async fn poison_job_that_keeps_stalling_ends_in_dead_letters() {
 async fn one_running_job_per_project_and_others_unaffected() {
     let (_clock, shared) = manual();
     let q = test_queue(shared).await;
+    let _guard = PrefixGuard::new(&q);
     for i in 0..3 {
         q.enqueue(&job(11, JobKind::SyncOrder { id: i }))
             .await
@@ -416,6 +425,7 @@ async fn one_running_job_per_project_and_others_unaffected() {
 async fn release_hands_job_back_first_without_spending_an_attempt() {
     let (_clock, shared) = manual();
     let q = test_queue(shared).await;
+    let _guard = PrefixGuard::new(&q);
     let a = q
         .enqueue(&job(13, JobKind::SyncOrders))
         .await
@@ -438,6 +448,7 @@ async fn release_hands_job_back_first_without_spending_an_attempt() {
 async fn purge_removes_everything_of_one_project_only() {
     let (_clock, shared) = manual();
     let q = test_queue(shared).await;
+    let _guard = PrefixGuard::new(&q);
     let prefix = q.options().key_prefix.clone();
     for i in 0..5 {
         q.enqueue(&job(14, JobKind::SyncOrder { id: i }))
@@ -488,6 +499,7 @@ async fn history_and_dead_letters_are_capped() {
         ..test_options()
     };
     let q = test_queue_with(opts, shared).await;
+    let _guard = PrefixGuard::new(&q);
     for i in 0..5 {
         q.enqueue(&job(16, JobKind::SyncOrder { id: i }))
             .await

@@ -1,6 +1,7 @@
 //! Isolated Redis key prefix per test against the real Redis (never a mock): every test gets its
 //! own random prefix, so tests run in parallel without seeing each other's keys, and removes its
-//! keys at the end with [`cleanup`].
+//! keys at the end: hold a [`PrefixGuard`] (cleans up even when the test panics) or call
+//! [`cleanup`].
 
 use retailcrm_sync::clock::SharedClock;
 use retailcrm_sync::queue::{JobQueue, QueueOptions};
@@ -85,4 +86,37 @@ pub async fn count_keys(prefix: &str) -> usize {
         .await
         .expect("KEYS");
     keys.len()
+}
+
+/// Deletes every key under a prefix when dropped, so a failing (panicking) test leaves nothing
+/// behind either. Uses a blocking connection because `Drop` cannot await.
+pub struct PrefixGuard {
+    prefix: String,
+}
+
+impl PrefixGuard {
+    /// Guards the queue's key prefix.
+    pub fn new(queue: &JobQueue) -> Self {
+        Self {
+            prefix: queue.options().key_prefix.clone(),
+        }
+    }
+}
+
+impl Drop for PrefixGuard {
+    fn drop(&mut self) {
+        let Ok(client) = redis::Client::open(redis_url()) else {
+            return;
+        };
+        let Ok(mut conn) = client.get_connection() else {
+            return;
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", self.prefix))
+            .query(&mut conn)
+            .unwrap_or_default();
+        for chunk in keys.chunks(1000) {
+            let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(chunk).query(&mut conn);
+        }
+    }
 }
