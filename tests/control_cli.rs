@@ -6,8 +6,8 @@ use std::process::Output;
 use std::sync::{Arc, Mutex};
 
 use retailcrm_sync::control::protocol::{
-    DaemonStatus, ErrorCode, FinishedJob, JobOutcome, Pong, Progress, ProjectState,
-    ProjectStatus, RunningJob, TriggerAccepted, VersionInfo,
+    DaemonStatus, ErrorCode, FinishedJob, JobOutcome, Pong, Progress, ProjectState, ProjectStatus,
+    RunningJob, TriggerAccepted, VersionInfo,
 };
 use retailcrm_sync::control::{ControlCall, ControlServer, Request, Response};
 use tokio::sync::mpsc;
@@ -168,7 +168,11 @@ async fn ping_version_and_status() {
     let d = Daemon::start();
     let out = ctl(&["ctl", "--socket", sock(&d.socket), "ping"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).starts_with("pong from"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).starts_with("pong from"),
+        "{}",
+        text(&out.stdout)
+    );
 
     let out = ctl(&["ctl", "--socket", sock(&d.socket), "version"]).await;
     assert_eq!(out.status.code(), Some(0));
@@ -190,7 +194,11 @@ async fn ping_version_and_status() {
     // A daemon-side error exits 1 and shows code and message.
     let out = ctl(&["ctl", "--socket", sock(&d.socket), "status", "99"]).await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("not_found"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not_found"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[tokio::test]
@@ -223,18 +231,31 @@ async fn not_running_exits_69_with_a_clear_message() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("daemon is not running"), "{stderr}");
     assert!(stderr.contains(sock(&socket)), "{stderr}");
-    assert!(stderr.contains("systemctl start retailcrm-sync"), "{stderr}");
+    assert!(
+        stderr.contains("systemctl start retailcrm-sync"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
 async fn trigger_wait_follows_the_job_to_its_end() {
     let d = Daemon::start();
     let out = ctl(&[
-        "ctl", "--socket", sock(&d.socket), "trigger", "7", "sync_all", "--wait",
+        "ctl",
+        "--socket",
+        sock(&d.socket),
+        "trigger",
+        "7",
+        "sync_all",
+        "--wait",
     ])
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("job job-1 succeeded"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("job job-1 succeeded"),
+        "{}",
+        text(&out.stdout)
+    );
 
     let out = ctl(&[
         "ctl",
@@ -256,7 +277,15 @@ async fn trigger_wait_follows_the_job_to_its_end() {
     assert_eq!(result["message"], "RetailCRM rejected the API key");
 
     // Missing entity id is caught before anything is sent.
-    let out = ctl(&["ctl", "--socket", sock(&d.socket), "trigger", "7", "sync_order"]).await;
+    let out = ctl(&[
+        "ctl",
+        "--socket",
+        sock(&d.socket),
+        "trigger",
+        "7",
+        "sync_order",
+    ])
+    .await;
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("--entity-id"));
 }

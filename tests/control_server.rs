@@ -130,20 +130,38 @@ async fn assert_pings(path: &Path) {
         .await
         .unwrap()
         .with_timeout(Duration::from_secs(5));
-    let pong: Pong = client.call(&Request::Ping).await.unwrap().data_as().unwrap();
+    let pong: Pong = client
+        .call(&Request::Ping)
+        .await
+        .unwrap()
+        .data_as()
+        .unwrap();
     assert!(pong.pong);
 }
 
 #[tokio::test]
 async fn ping_version_status_round_trip() {
     let server = TestServer::start(ServerOptions::default()).await;
-    let mode = std::fs::metadata(&server.path).unwrap().permissions().mode();
+    let mode = std::fs::metadata(&server.path)
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o660);
 
     let mut client = server.client().await;
-    let pong: Pong = client.call(&Request::Ping).await.unwrap().data_as().unwrap();
+    let pong: Pong = client
+        .call(&Request::Ping)
+        .await
+        .unwrap()
+        .data_as()
+        .unwrap();
     assert!(pong.pong);
-    let version: VersionInfo = client.call(&Request::Version).await.unwrap().data_as().unwrap();
+    let version: VersionInfo = client
+        .call(&Request::Version)
+        .await
+        .unwrap()
+        .data_as()
+        .unwrap();
     assert_eq!(version.version, "9.9.9");
     let all: DaemonStatus = client
         .call(&Request::Status { project_id: None })
@@ -203,13 +221,22 @@ async fn garbage_gets_json_errors_and_the_server_keeps_answering() {
     let r = client.call_raw(&random).await.unwrap();
     assert_eq!(code_of(r), ErrorCode::BadJson);
 
-    let r = client.call_raw(b"{\"cmd\":\"ping\xff\xfe\"}\n").await.unwrap();
+    let r = client
+        .call_raw(b"{\"cmd\":\"ping\xff\xfe\"}\n")
+        .await
+        .unwrap();
     assert_eq!(code_of(r), ErrorCode::BadJson);
 
-    let r = client.call_raw(b"{\"cmd\":\"self_destruct\"}\n").await.unwrap();
+    let r = client
+        .call_raw(b"{\"cmd\":\"self_destruct\"}\n")
+        .await
+        .unwrap();
     assert_eq!(code_of(r), ErrorCode::UnknownCommand);
 
-    let r = client.call_raw(b"{\"cmd\":\"trigger\",\"project_id\":1}\n").await.unwrap();
+    let r = client
+        .call_raw(b"{\"cmd\":\"trigger\",\"project_id\":1}\n")
+        .await
+        .unwrap();
     let error = r.into_result().unwrap_err();
     assert_eq!(error.code, ErrorCode::Invalid);
     assert!(error.message.contains("kind"), "{}", error.message);
@@ -233,7 +260,10 @@ async fn garbage_gets_json_errors_and_the_server_keeps_answering() {
         .call_raw(b"{\"cmd\":\"ping\"}\nnope\n{\"cmd\":\"version\"}\n")
         .await
         .unwrap();
-    assert_eq!(code_of(client.read_response().await.unwrap()), ErrorCode::BadJson);
+    assert_eq!(
+        code_of(client.read_response().await.unwrap()),
+        ErrorCode::BadJson
+    );
     assert!(client.read_response().await.unwrap().ok);
 
     // A client that sends half a line and hangs up hurts nobody.
@@ -397,5 +427,8 @@ async fn connecting_without_a_daemon_says_so() {
     assert!(matches!(err, ControlError::NotRunning { .. }));
     assert!(message.contains("daemon is not running"), "{message}");
     assert!(message.contains(&path.display().to_string()), "{message}");
-    assert!(message.contains("systemctl start retailcrm-sync"), "{message}");
+    assert!(
+        message.contains("systemctl start retailcrm-sync"),
+        "{message}"
+    );
 }

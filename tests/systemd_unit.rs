@@ -92,10 +92,18 @@ fn unit_has_the_required_keys() {
     );
     let unit_section = &unit["Unit"];
     let after = unit_section["After"].join(" ");
-    for dep in ["network-online.target", "postgresql.service", "redis-server.service"] {
+    for dep in [
+        "network-online.target",
+        "postgresql.service",
+        "redis-server.service",
+    ] {
         assert!(after.contains(dep), "After= lacks {dep}: {after}");
     }
-    assert!(unit_section["Wants"].join(" ").contains("network-online.target"));
+    assert!(
+        unit_section["Wants"]
+            .join(" ")
+            .contains("network-online.target")
+    );
     assert_eq!(unit["Install"]["WantedBy"][0], "multi-user.target");
 }
 
@@ -127,5 +135,8 @@ fn systemd_analyze_verify_accepts_the_unit() {
         .lines()
         .filter(|l| l.contains("retailcrm-sync.service"))
         .collect();
-    assert!(ours.is_empty(), "systemd-analyze warned about the unit:\n{stderr}");
+    assert!(
+        ours.is_empty(),
+        "systemd-analyze warned about the unit:\n{stderr}"
+    );
 }

@@ -42,7 +42,7 @@ pub struct CtlArgs {
     pub json: bool,
 
     /// Seconds to wait for each answer from the daemon.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    #[arg(long, value_name = "SECS", default_value_t = 40)]
     pub timeout: u64,
 
     /// What to ask the daemon.
@@ -190,7 +190,10 @@ fn resolve_socket(cli: &Cli, args: &CtlArgs) -> anyhow::Result<PathBuf> {
             Ok(Some(path)) => Ok(path),
             Ok(None) => Ok(PathBuf::from(DEFAULT_SOCKET_PATH)),
             Err(err) if named => {
-                bail!("cannot read control.socket_path from {}: {err}", config.display())
+                bail!(
+                    "cannot read control.socket_path from {}: {err}",
+                    config.display()
+                )
             }
             Err(err) => {
                 eprintln!(
@@ -213,7 +216,8 @@ fn resolve_socket(cli: &Cli, args: &CtlArgs) -> anyhow::Result<PathBuf> {
 /// Extracts `control.socket_path` from a config file's text, without the full config model
 /// (ctl must work even when other sections are invalid).
 pub fn socket_from_config_text(text: &str) -> Result<Option<PathBuf>, String> {
-    let table: toml::Table = toml::from_str(text).map_err(|err| format!("not valid TOML: {err}"))?;
+    let table: toml::Table =
+        toml::from_str(text).map_err(|err| format!("not valid TOML: {err}"))?;
     match table.get("control").and_then(|c| c.get("socket_path")) {
         None => Ok(None),
         Some(toml::Value::String(path)) if !path.trim().is_empty() => {
@@ -299,7 +303,9 @@ fn print_human(
             let ours = env!("CARGO_PKG_VERSION");
             println!("daemon {} (pid {}), ctl {ours}", info.version, info.pid);
             if info.version != ours {
-                eprintln!("warning: ctl and daemon versions differ; restart the daemon after upgrading");
+                eprintln!(
+                    "warning: ctl and daemon versions differ; restart the daemon after upgrading"
+                );
             }
         }
         CtlCommand::Status { .. } => {
@@ -314,7 +320,10 @@ fn print_human(
                     accepted.job_id
                 );
             } else {
-                println!("project {project}: {kind} queued as job {}", accepted.job_id);
+                println!(
+                    "project {project}: {kind} queued as job {}",
+                    accepted.job_id
+                );
             }
         }
         CtlCommand::Jobs { .. } | CtlCommand::Dead { .. } => {
@@ -626,7 +635,11 @@ fn render_status(status: &DaemonStatus, now: DateTime<Utc>) -> String {
                         Some(total) => format!("{}/{}", pr.done, total),
                         None => pr.done.to_string(),
                     };
-                    let stream = pr.stream.as_deref().map(|s| format!("{s} ")).unwrap_or_default();
+                    let stream = pr
+                        .stream
+                        .as_deref()
+                        .map(|s| format!("{s} "))
+                        .unwrap_or_default();
                     (
                         format!("{} {}", job.kind, short_id(&job.job_id)),
                         format!("{stream}{} {count}", pr.phase),
@@ -653,7 +666,10 @@ fn render_status(status: &DaemonStatus, now: DateTime<Utc>) -> String {
             }
             vec![
                 p.project_id.to_string(),
-                p.name.as_deref().map(|n| truncate(n, 24)).unwrap_or_else(|| "-".into()),
+                p.name
+                    .as_deref()
+                    .map(|n| truncate(n, 24))
+                    .unwrap_or_else(|| "-".into()),
                 state,
                 job,
                 progress,
@@ -682,7 +698,14 @@ fn render_jobs(list: &JobList, now: DateTime<Utc>) -> String {
         return format!("project {}: no jobs\n", list.project_id);
     }
     let headers = [
-        "JOB ID", "KIND", "STATE", "ATTEMPTS", "ENTITY", "ENQUEUED", "RUN AT", "LAST ERROR",
+        "JOB ID",
+        "KIND",
+        "STATE",
+        "ATTEMPTS",
+        "ENTITY",
+        "ENQUEUED",
+        "RUN AT",
+        "LAST ERROR",
     ];
     let rows: Vec<Vec<String>> = list
         .jobs
@@ -693,7 +716,9 @@ fn render_jobs(list: &JobList, now: DateTime<Utc>) -> String {
                 j.kind.clone(),
                 j.state.clone(),
                 j.attempts.to_string(),
-                j.entity_id.map(|e| e.to_string()).unwrap_or_else(|| "-".into()),
+                j.entity_id
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| "-".into()),
                 j.enqueued_at
                     .map(|t| fmt_relative(t, now))
                     .unwrap_or_else(|| "-".into()),
@@ -728,7 +753,11 @@ pub fn render_table(headers: &[&str], rows: &[Vec<String>]) -> String {
                 line.push_str("  ");
             }
             line.push_str(cell);
-            let pad = widths.get(i).copied().unwrap_or(0).saturating_sub(cell.chars().count());
+            let pad = widths
+                .get(i)
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(cell.chars().count());
             line.extend(std::iter::repeat_n(' ', pad));
         }
         out.push_str(line.trim_end());
@@ -746,7 +775,10 @@ fn fmt_relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let delta = now - t;
     match delta.to_std() {
         Ok(past) => format!("{} ago", fmt_duration(past)),
-        Err(_) => format!("in {}", fmt_duration((t - now).to_std().unwrap_or_default())),
+        Err(_) => format!(
+            "in {}",
+            fmt_duration((t - now).to_std().unwrap_or_default())
+        ),
     }
 }
 
@@ -843,7 +875,10 @@ mod tests {
             },
         });
         assert_eq!(job_verdict(&ps, "j1", t0, false), Verdict::Running);
-        assert!(matches!(job_verdict(&ps, "j2", t0, false), Verdict::Waiting(_)));
+        assert!(matches!(
+            job_verdict(&ps, "j2", t0, false),
+            Verdict::Waiting(_)
+        ));
 
         // Exact answer through last_finished.
         ps.running_job = None;
@@ -874,7 +909,10 @@ mod tests {
             }
         );
         // ...but not before the job was seen running (it may still be queued).
-        assert!(matches!(job_verdict(&ps, "j1", t0, false), Verdict::Waiting(_)));
+        assert!(matches!(
+            job_verdict(&ps, "j1", t0, false),
+            Verdict::Waiting(_)
+        ));
 
         // A permanent error after the trigger ends the wait even if never seen running.
         ps.last_success_at = None;

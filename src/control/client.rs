@@ -17,8 +17,10 @@ use super::server::{LineRead, read_line_bounded};
 /// Longest response line we accept (a `status` of thousands of projects fits easily).
 const MAX_RESPONSE_LINE: usize = 64 * 1024 * 1024;
 
-/// Default time allowed for one request/response round trip.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time allowed for one request/response round trip: longer than the server's own
+/// 30 s handler timeout, so a slow supervisor shows up as the server's `unavailable` answer
+/// rather than a client-side timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(40);
 
 /// A connection to a running daemon.
 #[derive(Debug)]

@@ -6,7 +6,7 @@
 //!   with a hard length limit, checks `SO_PEERCRED` for mutating commands and forwards every
 //!   request as one [`server::ControlCall`] to the supervisor, which answers on a oneshot;
 //! - [`client`]: the client side used by `ctl` and by tests;
-//! - [`error`]: [`ControlError`].
+//! - [`error`]: [`ControlError`], failures of binding, connecting and talking.
 
 pub mod client;
 pub mod error;

@@ -581,9 +581,15 @@ mod tests {
             code(br#"{"cmd":"trigger","project_id":1,"kind":"nope"}"#),
             ErrorCode::Invalid
         );
-        assert_eq!(code(br#"{"cmd":"pause","project_id":"x"}"#), ErrorCode::Invalid);
+        assert_eq!(
+            code(br#"{"cmd":"pause","project_id":"x"}"#),
+            ErrorCode::Invalid
+        );
         // A misspelt field must not silently widen `status` to every project.
-        assert_eq!(code(br#"{"cmd":"status","projectid":1}"#), ErrorCode::Invalid);
+        assert_eq!(
+            code(br#"{"cmd":"status","projectid":1}"#),
+            ErrorCode::Invalid
+        );
         // (Field-less commands such as `ping` ignore extra fields: serde does not check them.)
         assert!(Request::parse_line(br#"{"cmd":"ping","extra":1}"#).is_ok());
     }
@@ -593,7 +599,13 @@ mod tests {
         assert!(Request::Reload.is_mutating());
         assert!(Request::Pause { project_id: 1 }.is_mutating());
         assert!(!Request::Status { project_id: None }.is_mutating());
-        assert!(!Request::Dead { project_id: 1, limit: None }.is_mutating());
+        assert!(
+            !Request::Dead {
+                project_id: 1,
+                limit: None
+            }
+            .is_mutating()
+        );
     }
 
     #[test]

@@ -376,6 +376,7 @@ async fn answer(
         return response;
     }
     let command = request.name();
+    let started = std::time::Instant::now();
     let (reply, answer) = oneshot::channel();
     let call = ControlCall {
         request,
@@ -403,6 +404,16 @@ async fn answer(
         }
     })
     .await;
+    if let Ok(response) = &handled {
+        tracing::debug!(
+            command,
+            peer_uid = peer.uid,
+            peer_pid = peer.pid,
+            ok = response.ok,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "Control command answered."
+        );
+    }
     handled.unwrap_or_else(|_| {
         tracing::warn!(
             command,
