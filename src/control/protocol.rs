@@ -549,6 +549,7 @@ pub struct JobList {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
 
     #[test]
     fn requests_round_trip_with_cmd_tag() {
@@ -592,6 +593,35 @@ mod tests {
         );
         // (Field-less commands such as `ping` ignore extra fields: serde does not check them.)
         assert!(Request::parse_line(br#"{"cmd":"ping","extra":1}"#).is_ok());
+    }
+
+    proptest::proptest! {
+        /// Any bytes at all get a parsed request or an error response, never a panic.
+        #[test]
+        fn parse_line_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            match Request::parse_line(&bytes) {
+                Ok(request) => proptest::prop_assert!(Request::COMMANDS.contains(&request.name())),
+                Err(response) => proptest::prop_assert!(!response.ok && response.error.is_some()),
+            }
+        }
+
+        /// Fields of the right command with arbitrary JSON values never panic either.
+        #[test]
+        fn parse_line_survives_odd_field_values(
+            cmd in proptest::sample::select(Request::COMMANDS.to_vec()),
+            value in proptest::prop_oneof![
+                proptest::strategy::Just(serde_json::Value::Null),
+                proptest::num::i64::ANY.prop_map(serde_json::Value::from),
+                proptest::num::f64::ANY.prop_map(serde_json::Value::from),
+                ".{0,40}".prop_map(serde_json::Value::from),
+            ],
+        ) {
+            let line = serde_json::json!({
+                "cmd": cmd, "project_id": value.clone(), "kind": value.clone(),
+                "job_id": value.clone(), "limit": value,
+            });
+            let _ = Request::parse_line(line.to_string().as_bytes());
+        }
     }
 
     #[test]

@@ -558,6 +558,39 @@ mod tests {
         assert_eq!(lines(b"toolongtail", 5).await[0].0, LineRead::TooLong);
     }
 
+    proptest::proptest! {
+        /// Whatever the input and limit, lines never exceed the limit or contain a newline,
+        /// and every short line of the input comes back intact.
+        #[test]
+        fn bounded_reader_invariants(
+            input in proptest::collection::vec(
+                proptest::prop_oneof![proptest::num::u8::ANY, proptest::strategy::Just(b'\n')],
+                0..300,
+            ),
+            max in 1usize..40,
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let got = rt.block_on(lines(&input, max));
+            let expected: Vec<&[u8]> = {
+                let mut parts: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();
+                if input.last() == Some(&b'\n') || input.is_empty() {
+                    parts.pop();
+                }
+                parts
+            };
+            proptest::prop_assert_eq!(got.len(), expected.len());
+            for ((kind, line), want) in got.iter().zip(expected) {
+                proptest::prop_assert!(line.len() <= max && !line.contains(&b'\n'));
+                if want.len() <= max {
+                    proptest::prop_assert_eq!(*kind, LineRead::Line);
+                    proptest::prop_assert_eq!(line.as_slice(), want);
+                } else {
+                    proptest::prop_assert_eq!(*kind, LineRead::TooLong);
+                }
+            }
+        }
+    }
+
     #[test]
     fn authorisation_by_uid() {
         let daemon = 1000;
