@@ -14,19 +14,33 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// The simulated job: id, kind, status polls seen so far.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct JobSim {
     job: Option<(String, String, u64)>,
     finished: Option<FinishedJob>,
     triggers: u64,
+    /// The job runs for this many status polls.
+    run_polls: u64,
+}
+
+impl Default for JobSim {
+    fn default() -> Self {
+        JobSim {
+            job: None,
+            finished: None,
+            triggers: 0,
+            run_polls: 3,
+        }
+    }
 }
 
 fn project(sim: &mut JobSim) -> ProjectStatus {
     let now = chrono::Utc::now();
     let mut running_job = None;
+    let run_polls = sim.run_polls;
     if let Some((id, kind, polls)) = sim.job.as_mut() {
         *polls += 1;
-        if *polls <= 3 {
+        if *polls <= run_polls {
             running_job = Some(RunningJob {
                 job_id: id.clone(),
                 kind: kind.clone(),
@@ -124,11 +138,14 @@ struct Daemon {
 
 impl Daemon {
     fn start() -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
+        Daemon::start_with(tempfile::tempdir().unwrap(), Arc::default())
+    }
+
+    fn start_with(dir: tempfile::TempDir, sim: Arc<Mutex<JobSim>>) -> Daemon {
         let socket = dir.path().join("control.sock");
         let server = ControlServer::bind(&socket, 0o660).unwrap();
         let (tx, rx) = mpsc::channel(8);
-        tokio::spawn(fake_supervisor(rx, Arc::default()));
+        tokio::spawn(fake_supervisor(rx, sim));
         let shutdown = CancellationToken::new();
         tokio::spawn(server.serve(tx, shutdown.clone()));
         Daemon {
@@ -288,4 +305,79 @@ async fn trigger_wait_follows_the_job_to_its_end() {
     .await;
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("--entity-id"));
+}
+
+#[tokio::test]
+async fn trigger_wait_survives_a_daemon_restart_and_honours_its_timeout() {
+    let sim = Arc::new(Mutex::new(JobSim {
+        run_polls: u64::MAX,
+        ..JobSim::default()
+    }));
+    let d = Daemon::start_with(tempfile::tempdir().unwrap(), Arc::clone(&sim));
+    let socket = d.socket.clone();
+
+    // --wait-timeout gives up (exit 1) while the job keeps running.
+    let out = ctl(&[
+        "ctl",
+        "--socket",
+        sock(&socket),
+        "trigger",
+        "7",
+        "sync_all",
+        "--wait",
+        "--wait-timeout",
+        "1",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("has not finished"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let waiting = tokio::spawn({
+        let socket = socket.clone();
+        async move {
+            ctl(&[
+                "ctl",
+                "--socket",
+                sock(&socket),
+                "trigger",
+                "7",
+                "sync_all",
+                "--wait",
+                "--wait-timeout",
+                "60",
+            ])
+            .await
+        }
+    });
+    // Let ctl see the job running, then restart the "daemon" under it.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    d.shutdown.cancel();
+    for _ in 0..100 {
+        if !socket.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(!socket.exists(), "old server did not remove its socket");
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    sim.lock().unwrap().run_polls = 0; // the job ends at the next poll
+    // A new server at the same path, sharing the job state (the job is durable).
+    let server = ControlServer::bind(&socket, 0o660).unwrap();
+    let (tx, rx) = mpsc::channel(8);
+    tokio::spawn(fake_supervisor(rx, Arc::clone(&sim)));
+    let shutdown2 = CancellationToken::new();
+    tokio::spawn(server.serve(tx, shutdown2.clone()));
+
+    let out = waiting.await.unwrap();
+    shutdown2.cancel();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("job job-2 succeeded"),
+        "{}",
+        text(&out.stdout)
+    );
 }

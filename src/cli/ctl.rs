@@ -255,7 +255,10 @@ async fn run(socket: &Path, args: &CtlArgs) -> anyhow::Result<ExitCode> {
         } => {
             let accepted: TriggerAccepted = decode(data)?;
             let limit = wait_timeout.map(Duration::from_secs);
-            wait_for_job(&mut client, *project, &accepted, limit, args.json).await
+            wait_for_job(
+                client, socket, timeout, *project, &accepted, limit, args.json,
+            )
+            .await
         }
         _ if args.json => {
             println!("{}", serde_json::to_string_pretty(&data)?);
@@ -360,7 +363,9 @@ fn print_fields(data: &Value) {
 
 /// Follows a triggered job by polling `status` until it finishes.
 async fn wait_for_job(
-    client: &mut ControlClient,
+    mut client: ControlClient,
+    socket: &Path,
+    timeout: Duration,
     project: i64,
     accepted: &TriggerAccepted,
     limit: Option<Duration>,
@@ -383,13 +388,52 @@ async fn wait_for_job(
     let mut with_total = false;
     loop {
         tokio::time::sleep(WAIT_POLL).await;
-        let response = client
-            .call(&Request::Status {
-                project_id: Some(project),
-            })
-            .await?;
+        if let Some(limit) = limit
+            && started.elapsed() >= limit
+        {
+            bar.finish_and_clear();
+            eprintln!(
+                "project {project}: job {job_id} has not finished after {}; it keeps running in \
+                 the daemon (see `retailcrm-sync ctl status {project}`)",
+                fmt_duration(limit)
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        let request = Request::Status {
+            project_id: Some(project),
+        };
+        let response = match client.call(&request).await {
+            Ok(response) => response,
+            Err(err) => {
+                // The daemon may be restarting (systemctl restart, or a crash followed by
+                // Restart=on-failure); the job is durable in Redis, so wait for it to return.
+                bar.set_message(format!(
+                    "lost the daemon ({err}); waiting up to {} for it to come back",
+                    fmt_duration(RECONNECT_FOR)
+                ));
+                match reconnect(socket, timeout).await {
+                    Some(fresh) => {
+                        client = fresh;
+                        continue;
+                    }
+                    None => {
+                        bar.finish_and_clear();
+                        return Err(anyhow::Error::new(err).context(format!(
+                            "lost the daemon while waiting for job {job_id}; it did not come \
+                             back within {}",
+                            fmt_duration(RECONNECT_FOR)
+                        )));
+                    }
+                }
+            }
+        };
         let status: DaemonStatus = match response.data_as() {
             Ok(status) => status,
+            Err(error) if error.code == ErrorCode::Unavailable => {
+                // Starting or reloading: not an answer about the job yet.
+                bar.set_message(format!("daemon busy: {}", error.message));
+                continue;
+            }
             Err(error) => {
                 bar.finish_and_clear();
                 return Ok(report_error(&error));
@@ -459,18 +503,22 @@ async fn wait_for_job(
             }
             Verdict::Waiting(why) => bar.set_message(why),
         }
-        if let Some(limit) = limit
-            && started.elapsed() >= limit
-        {
-            bar.finish_and_clear();
-            eprintln!(
-                "project {project}: job {job_id} has not finished after {}; it keeps running in \
-                 the daemon (see `retailcrm-sync ctl status {project}`)",
-                fmt_duration(limit)
-            );
-            return Ok(ExitCode::FAILURE);
+    }
+}
+
+/// How long `trigger --wait` keeps trying to reach a daemon that went away.
+const RECONNECT_FOR: Duration = Duration::from_secs(60);
+
+/// Tries to reconnect once a second for [`RECONNECT_FOR`].
+async fn reconnect(socket: &Path, timeout: Duration) -> Option<ControlClient> {
+    let deadline = Instant::now() + RECONNECT_FOR;
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if let Ok(client) = ControlClient::connect(socket).await {
+            return Some(client.with_timeout(timeout));
         }
     }
+    None
 }
 
 /// What one status poll says about the awaited job.
