@@ -353,8 +353,17 @@ async fn trigger_wait_survives_a_daemon_restart_and_honours_its_timeout() {
             .await
         }
     });
-    // Let ctl see the job running, then restart the "daemon" under it.
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // Wait until ctl has seen the job running, then restart the "daemon" under it.
+    let mut seen = false;
+    for _ in 0..300 {
+        let polled = matches!(&sim.lock().unwrap().job, Some((id, _, polls)) if id == "job-2" && *polls >= 1);
+        if polled {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(seen, "ctl never polled the running job");
     d.shutdown.cancel();
     for _ in 0..100 {
         if !socket.exists() {
