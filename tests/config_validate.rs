@@ -51,7 +51,9 @@ fn validate_lists_every_mistake_and_exits_78() {
         "log.format",
     ] {
         assert!(
-            stdout.lines().any(|l| l.starts_with("error: ") && l.contains(key)),
+            stdout
+                .lines()
+                .any(|l| l.starts_with("error: ") && l.contains(key)),
             "{key} not reported:\n{stdout}"
         );
     }
@@ -76,7 +78,11 @@ fn validate_accepts_a_good_file() {
 fn a_named_file_must_exist() {
     let (settings, problems) =
         Settings::load_with_env(std::path::Path::new("/nonexistent/rcs.toml"), true, &[]);
-    assert!(problems.iter().any(|p| p.is_error() && p.message.contains("cannot read")));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.is_error() && p.message.contains("cannot read"))
+    );
     assert!(settings.is_some());
     let (settings, problems) =
         Settings::load_with_env(std::path::Path::new("/nonexistent/rcs.toml"), false, &[]);
@@ -88,11 +94,26 @@ fn a_named_file_must_exist() {
 fn environment_overrides_file_and_bad_env_is_reported() {
     let (_dir, path) = write("[log]\nlevel = \"debug\"\n[sync]\npage_size = 20\n");
     let env = vec![
-        ("RETAILCRM_SYNC__LOG__FORMAT".to_string(), "json".to_string()),
-        ("RETAILCRM_SYNC__SYNC__PAGE_SIZE".to_string(), "50".to_string()),
-        ("RETAILCRM_SYNC__DATABASE__URL".to_string(), "postgres://u@db:5432/p".to_string()),
-        ("RETAILCRM_SYNC__CONTROL__SOCKET_MODE".to_string(), "0600".to_string()),
-        ("RETAILCRM_SYNC__SYNC__REQUESTS_PER_SECOND".to_string(), "2.5".to_string()),
+        (
+            "RETAILCRM_SYNC__LOG__FORMAT".to_string(),
+            "json".to_string(),
+        ),
+        (
+            "RETAILCRM_SYNC__SYNC__PAGE_SIZE".to_string(),
+            "50".to_string(),
+        ),
+        (
+            "RETAILCRM_SYNC__DATABASE__URL".to_string(),
+            "postgres://u@db:5432/p".to_string(),
+        ),
+        (
+            "RETAILCRM_SYNC__CONTROL__SOCKET_MODE".to_string(),
+            "0600".to_string(),
+        ),
+        (
+            "RETAILCRM_SYNC__SYNC__REQUESTS_PER_SECOND".to_string(),
+            "2.5".to_string(),
+        ),
         ("RETAILCRM_SYNC_CONFIG".to_string(), "/ignored".to_string()),
     ];
     let (settings, problems) = Settings::load_with_env(&path, true, &env);
@@ -106,14 +127,27 @@ fn environment_overrides_file_and_bad_env_is_reported() {
     assert_eq!(s.control.mode(), Some(0o600));
 
     let bad = vec![
-        ("RETAILCRM_SYNC__SYNC__PAGE_SISE".to_string(), "50".to_string()),
-        ("RETAILCRM_SYNC__SYNC__MAX_ATTEMPTS".to_string(), "many".to_string()),
+        (
+            "RETAILCRM_SYNC__SYNC__PAGE_SISE".to_string(),
+            "50".to_string(),
+        ),
+        (
+            "RETAILCRM_SYNC__SYNC__MAX_ATTEMPTS".to_string(),
+            "many".to_string(),
+        ),
     ];
     let (_, problems) = Settings::load_with_env(&path, true, &bad);
-    let keys: Vec<&str> = problems.iter().filter(|p| p.is_error()).map(|p| p.key.as_str()).collect();
+    let keys: Vec<&str> = problems
+        .iter()
+        .filter(|p| p.is_error())
+        .map(|p| p.key.as_str())
+        .collect();
     assert_eq!(
         keys,
-        ["RETAILCRM_SYNC__SYNC__PAGE_SISE", "RETAILCRM_SYNC__SYNC__MAX_ATTEMPTS"]
+        [
+            "RETAILCRM_SYNC__SYNC__PAGE_SISE",
+            "RETAILCRM_SYNC__SYNC__MAX_ATTEMPTS"
+        ]
     );
 }
 
@@ -146,5 +180,10 @@ fn missing_socket_directory_is_a_warning_not_an_error() {
 fn broken_toml_is_reported_with_position() {
     let (_dir, path) = write("[sync\npage_size = 20\n");
     let (_, problems) = Settings::load_with_env(&path, true, &[]);
-    assert!(problems.iter().any(|p| p.is_error() && p.message.contains("TOML")), "{problems:?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.is_error() && p.message.contains("TOML")),
+        "{problems:?}"
+    );
 }

@@ -43,7 +43,10 @@ async fn all_up_all_down_all_up() {
     let applied = store.run_migrations().await.unwrap();
     assert_eq!(applied.len(), 2);
     assert_eq!(tables(&db).await, ALL);
-    assert!(store.run_migrations().await.unwrap().is_empty(), "second run applies nothing");
+    assert!(
+        store.run_migrations().await.unwrap().is_empty(),
+        "second run applies nothing"
+    );
 
     let reverted = store.revert_all_migrations().await.unwrap();
     assert_eq!(reverted.len(), 2);

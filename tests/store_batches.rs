@@ -51,7 +51,11 @@ fn order(id: i64, status: Option<OrderStatus>, c: OrderContact) -> OrderRecord {
 }
 
 fn next(c: &Cursor, since: i64) -> Cursor {
-    Cursor { since_id: Some(since), snapshot_page: None, version: c.version }
+    Cursor {
+        since_id: Some(since),
+        snapshot_page: None,
+        version: c.version,
+    }
 }
 
 #[derive(QueryableByName, Debug, PartialEq)]
@@ -88,21 +92,50 @@ async fn rerunning_a_batch_changes_nothing() {
         .map(|i| {
             let e = format!("c{}@x.ru", i % 10);
             let p = format!("7900000000{}", i % 10);
-            order(i, Some(OrderStatus::Confirmed), contact(Some(i % 10), Some(&e), Some(&p)))
+            order(
+                i,
+                Some(OrderStatus::Confirmed),
+                contact(Some(i % 10), Some(&e), Some(&p)),
+            )
         })
         .collect();
     let c0 = Cursor::default();
-    let first = store.commit_orders(P, &c0, &next(&c0, 10), &orders, &[], &[]).await.unwrap();
-    assert_eq!((first.created, first.updated, first.users_created), (50, 0, 10));
+    let first = store
+        .commit_orders(P, &c0, &next(&c0, 10), &orders, &[], &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.created, first.updated, first.users_created),
+        (50, 0, 10)
+    );
     let mut conn = db.conn().await;
     let before = snapshot(&mut conn).await;
     let again = store
-        .commit_orders(P, &first.cursor, &next(&first.cursor, 10), &orders, &[], &[])
+        .commit_orders(
+            P,
+            &first.cursor,
+            &next(&first.cursor, 10),
+            &orders,
+            &[],
+            &[],
+        )
         .await
         .unwrap();
-    assert_eq!((again.created, again.updated, again.users_created, again.deleted), (0, 0, 0, 0));
+    assert_eq!(
+        (
+            again.created,
+            again.updated,
+            again.users_created,
+            again.deleted
+        ),
+        (0, 0, 0, 0)
+    );
     assert_eq!(again.cursor.version, first.cursor.version + 1);
-    assert_eq!(snapshot(&mut conn).await, before, "a repeated batch must not touch any row");
+    assert_eq!(
+        snapshot(&mut conn).await,
+        before,
+        "a repeated batch must not touch any row"
+    );
 
     let customers: Vec<CustomerRecord> = (0..10)
         .map(|i| CustomerRecord {
@@ -114,8 +147,15 @@ async fn rerunning_a_batch_changes_nothing() {
         })
         .collect();
     let cc = Cursor::default();
-    let a = store.commit_customers(P, &cc, &next(&cc, 5), &customers, &[], &[]).await.unwrap();
-    assert_eq!((a.created, a.updated), (0, 0), "customers match the users orders created");
+    let a = store
+        .commit_customers(P, &cc, &next(&cc, 5), &customers, &[], &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        (a.created, a.updated),
+        (0, 0),
+        "customers match the users orders created"
+    );
     let before = snapshot(&mut conn).await;
     let b = store
         .commit_customers(P, &a.cursor, &next(&a.cursor, 5), &customers, &[], &[])
@@ -159,8 +199,14 @@ async fn thousand_orders_with_shared_customers_make_exactly_one_user_each() {
     eprintln!("slowest 100-order batch: {slowest} us");
     assert_eq!(users_created, 300);
     let mut conn = db.conn().await;
-    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM orders").await, 1000);
-    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM users").await, 300);
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM orders").await,
+        1000
+    );
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM users").await,
+        300
+    );
     assert_eq!(
         count(&mut conn, "SELECT count(*) AS n FROM (SELECT email FROM users WHERE email IS NOT NULL GROUP BY project_id, email HAVING count(*) > 1) d").await,
         0
@@ -169,7 +215,14 @@ async fn thousand_orders_with_shared_customers_make_exactly_one_user_each() {
         count(&mut conn, "SELECT count(*) AS n FROM (SELECT phone FROM users WHERE phone IS NOT NULL GROUP BY project_id, phone HAVING count(*) > 1) d").await,
         0
     );
-    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM orders WHERE user_id IS NULL").await, 0);
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM orders WHERE user_id IS NULL"
+        )
+        .await,
+        0
+    );
     // every order of customer k points at the same user, and that user carries k's phone
     assert_eq!(
         count(
@@ -189,7 +242,14 @@ async fn order_without_contact_is_stored_without_user() {
     let (db, store) = setup().await;
     let c0 = Cursor::default();
     let out = store
-        .commit_orders(P, &c0, &next(&c0, 1), &[order(7, None, OrderContact::default())], &[], &[])
+        .commit_orders(
+            P,
+            &c0,
+            &next(&c0, 1),
+            &[order(7, None, OrderContact::default())],
+            &[],
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!((out.created, out.users_created), (1, 0));
@@ -206,12 +266,23 @@ async fn a_batch_failing_half_way_leaves_neither_rows_nor_cursor() {
     let (db, store) = setup().await;
     let c0 = Cursor::default();
     let good = store
-        .commit_orders(P, &c0, &next(&c0, 1), &[order(1, None, contact(Some(1), Some("a@b.ru"), None))], &[], &[])
+        .commit_orders(
+            P,
+            &c0,
+            &next(&c0, 1),
+            &[order(1, None, contact(Some(1), Some("a@b.ru"), None))],
+            &[],
+            &[],
+        )
         .await
         .unwrap();
     // Users are written and the cursor is moved before the orders insert, which then fails on a
     // NUL byte Postgres refuses in text.
-    let mut bad = order(2, None, contact(Some(2), Some("new@b.ru"), Some("79001112233")));
+    let mut bad = order(
+        2,
+        None,
+        contact(Some(2), Some("new@b.ru"), Some("79001112233")),
+    );
     bad.number = "bad\0number".into();
     let poison = PoisonRecord {
         stream: Stream::Orders,
@@ -220,42 +291,111 @@ async fn a_batch_failing_half_way_leaves_neither_rows_nor_cursor() {
         reason: "test".into(),
     };
     let err = store
-        .commit_orders(P, &good.cursor, &next(&good.cursor, 2), &[order(3, None, OrderContact::default()), bad], &[1], &[poison])
+        .commit_orders(
+            P,
+            &good.cursor,
+            &next(&good.cursor, 2),
+            &[order(3, None, OrderContact::default()), bad],
+            &[1],
+            &[poison],
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Query { .. }), "{err}");
     let mut conn = db.conn().await;
-    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM orders").await, 1);
-    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM orders WHERE deleted_at IS NOT NULL").await, 0);
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM orders").await,
+        1
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM orders WHERE deleted_at IS NOT NULL"
+        )
+        .await,
+        0
+    );
     assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM users").await, 1);
-    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM dead_records").await, 0);
-    assert_eq!(store.load_cursor(P, Stream::Orders).await.unwrap(), good.cursor);
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM dead_records").await,
+        0
+    );
+    assert_eq!(
+        store.load_cursor(P, Stream::Orders).await.unwrap(),
+        good.cursor
+    );
 }
 
 #[tokio::test]
 async fn a_moved_cursor_refuses_the_batch() {
     let (db, store) = setup().await;
     let c0 = Cursor::default();
-    let a = store.commit_orders(P, &c0, &next(&c0, 5), &[order(1, None, OrderContact::default())], &[], &[]).await.unwrap();
+    let a = store
+        .commit_orders(
+            P,
+            &c0,
+            &next(&c0, 5),
+            &[order(1, None, OrderContact::default())],
+            &[],
+            &[],
+        )
+        .await
+        .unwrap();
     // A second sync that read the cursor before `a` committed.
     let err = store
-        .commit_orders(P, &c0, &next(&c0, 9), &[order(2, None, OrderContact::default())], &[], &[])
+        .commit_orders(
+            P,
+            &c0,
+            &next(&c0, 9),
+            &[order(2, None, OrderContact::default())],
+            &[],
+            &[],
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::CursorConflict { expected: 0, .. }), "{err}");
+    assert!(
+        matches!(err, StoreError::CursorConflict { expected: 0, .. }),
+        "{err}"
+    );
     let stale = store
-        .commit_orders(P, &c0, &next(&c0, 9), &[order(3, None, OrderContact::default())], &[], &[])
+        .commit_orders(
+            P,
+            &c0,
+            &next(&c0, 9),
+            &[order(3, None, OrderContact::default())],
+            &[],
+            &[],
+        )
         .await;
     assert!(stale.is_err());
-    let b = store.commit_orders(P, &a.cursor, &next(&a.cursor, 6), &[], &[], &[]).await.unwrap();
+    let b = store
+        .commit_orders(P, &a.cursor, &next(&a.cursor, 6), &[], &[], &[])
+        .await
+        .unwrap();
     let err = store
-        .commit_orders(P, &a.cursor, &next(&a.cursor, 7), &[order(4, None, OrderContact::default())], &[], &[])
+        .commit_orders(
+            P,
+            &a.cursor,
+            &next(&a.cursor, 7),
+            &[order(4, None, OrderContact::default())],
+            &[],
+            &[],
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::CursorConflict { expected: 1, .. }), "{err}");
+    assert!(
+        matches!(err, StoreError::CursorConflict { expected: 1, .. }),
+        "{err}"
+    );
     let mut conn = db.conn().await;
-    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM orders").await, 1);
-    assert_eq!(store.load_cursor(P, Stream::Orders).await.unwrap(), b.cursor);
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM orders").await,
+        1
+    );
+    assert_eq!(
+        store.load_cursor(P, Stream::Orders).await.unwrap(),
+        b.cursor
+    );
     assert_eq!(b.cursor.since_id, Some(6));
 
     // Concurrent commits from the same cursor: exactly one wins.
@@ -265,7 +405,18 @@ async fn a_moved_cursor_refuses_the_batch() {
             let from = b.cursor.clone();
             tokio::spawn(async move {
                 store
-                    .commit_orders(P, &from, &next(&from, 100 + i), &[order(100 + i, None, contact(Some(5), Some("same@x.ru"), None))], &[], &[])
+                    .commit_orders(
+                        P,
+                        &from,
+                        &next(&from, 100 + i),
+                        &[order(
+                            100 + i,
+                            None,
+                            contact(Some(5), Some("same@x.ru"), None),
+                        )],
+                        &[],
+                        &[],
+                    )
                     .await
             })
         })
@@ -279,27 +430,74 @@ async fn a_moved_cursor_refuses_the_batch() {
         }
     }
     assert_eq!(ok, 1);
-    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM orders").await, 2);
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM orders").await,
+        2
+    );
     assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM users").await, 1);
     // the other stream's cursor is independent
-    assert_eq!(store.load_cursor(P, Stream::Customers).await.unwrap(), Cursor::default());
+    assert_eq!(
+        store.load_cursor(P, Stream::Customers).await.unwrap(),
+        Cursor::default()
+    );
 }
 
 #[tokio::test]
 async fn unmapped_status_keeps_previous_and_deletion_round_trips() {
     let (db, store) = setup().await;
     let c0 = Cursor::default();
-    let a = store.commit_orders(P, &c0, &next(&c0, 1), &[order(1, Some(OrderStatus::Shipped), OrderContact::default())], &[], &[]).await.unwrap();
+    let a = store
+        .commit_orders(
+            P,
+            &c0,
+            &next(&c0, 1),
+            &[order(
+                1,
+                Some(OrderStatus::Shipped),
+                OrderContact::default(),
+            )],
+            &[],
+            &[],
+        )
+        .await
+        .unwrap();
     let mut unmapped = order(1, None, OrderContact::default());
     unmapped.retailcrm_status = "weird-code".into();
-    let b = store.commit_orders(P, &a.cursor, &next(&a.cursor, 2), &[unmapped], &[], &[]).await.unwrap();
+    let b = store
+        .commit_orders(P, &a.cursor, &next(&a.cursor, 2), &[unmapped], &[], &[])
+        .await
+        .unwrap();
     assert_eq!(b.updated, 1);
     let mut conn = db.conn().await;
     assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM orders WHERE status = 'SHIPPED' AND retailcrm_status = 'weird-code'").await, 1);
-    let c = store.commit_orders(P, &b.cursor, &next(&b.cursor, 3), &[], &[1, 555], &[]).await.unwrap();
+    let c = store
+        .commit_orders(P, &b.cursor, &next(&b.cursor, 3), &[], &[1, 555], &[])
+        .await
+        .unwrap();
     assert_eq!(c.deleted, 1);
-    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM orders WHERE deleted_at IS NOT NULL").await, 1);
-    let d = store.commit_orders(P, &c.cursor, &next(&c.cursor, 4), &[order(1, Some(OrderStatus::Delivered), OrderContact::default())], &[], &[]).await.unwrap();
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM orders WHERE deleted_at IS NOT NULL"
+        )
+        .await,
+        1
+    );
+    let d = store
+        .commit_orders(
+            P,
+            &c.cursor,
+            &next(&c.cursor, 4),
+            &[order(
+                1,
+                Some(OrderStatus::Delivered),
+                OrderContact::default(),
+            )],
+            &[],
+            &[],
+        )
+        .await
+        .unwrap();
     assert_eq!(d.updated, 1);
     assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM orders WHERE deleted_at IS NULL AND status = 'DELIVERED' AND total_amount = 1.10").await, 1);
 }
@@ -317,10 +515,12 @@ struct UserView {
 }
 
 async fn view(conn: &mut AsyncPgConnection) -> Vec<UserView> {
-    diesel::sql_query("SELECT retailcrm_customer_id, email, phone, first_name FROM users ORDER BY id")
-        .load(conn)
-        .await
-        .unwrap()
+    diesel::sql_query(
+        "SELECT retailcrm_customer_id, email, phone, first_name FROM users ORDER BY id",
+    )
+    .load(conn)
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
@@ -336,29 +536,101 @@ async fn customers_sharing_a_phone_do_not_flip_flop_one_user() {
     let c0 = Cursor::default();
     // Same phone twice in one batch: one user; B is linked, only fills the NULL e-mail.
     let a = store
-        .commit_customers(P, &c0, &next(&c0, 1), &[cust(1, None, "79990000001", "Anna"), cust(2, Some("b@x.ru"), "79990000001", "Boris")], &[], &[])
+        .commit_customers(
+            P,
+            &c0,
+            &next(&c0, 1),
+            &[
+                cust(1, None, "79990000001", "Anna"),
+                cust(2, Some("b@x.ru"), "79990000001", "Boris"),
+            ],
+            &[],
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(a.created, 1);
     let mut conn = db.conn().await;
-    let expect = vec![UserView { retailcrm_customer_id: Some(1), email: Some("b@x.ru".into()), phone: Some("79990000001".into()), first_name: Some("Anna".into()) }];
+    let expect = vec![UserView {
+        retailcrm_customer_id: Some(1),
+        email: Some("b@x.ru".into()),
+        phone: Some("79990000001".into()),
+        first_name: Some("Anna".into()),
+    }];
     assert_eq!(view(&mut conn).await, expect);
     // B again with another name: the user belongs to customer 1, nothing changes.
-    let b = store.commit_customers(P, &a.cursor, &next(&a.cursor, 2), &[cust(2, Some("b@x.ru"), "79990000001", "Boris2")], &[], &[]).await.unwrap();
+    let b = store
+        .commit_customers(
+            P,
+            &a.cursor,
+            &next(&a.cursor, 2),
+            &[cust(2, Some("b@x.ru"), "79990000001", "Boris2")],
+            &[],
+            &[],
+        )
+        .await
+        .unwrap();
     assert_eq!((b.created, b.updated), (0, 0));
     assert_eq!(view(&mut conn).await, expect);
     // The owner renames: overwritten. A new customer with a taken e-mail gets no duplicate e-mail.
     let c = store
-        .commit_customers(P, &b.cursor, &next(&b.cursor, 3), &[cust(1, None, "79990000001", "Anya"), cust(3, None, "79990000003", "Vera")], &[1], &[])
+        .commit_customers(
+            P,
+            &b.cursor,
+            &next(&b.cursor, 3),
+            &[
+                cust(1, None, "79990000001", "Anya"),
+                cust(3, None, "79990000003", "Vera"),
+            ],
+            &[1],
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!((c.created, c.updated), (1, 1));
-    assert_eq!(c.deleted, 1, "deletions apply after the upserts of the same batch");
-    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM users WHERE deleted_at IS NOT NULL").await, 1);
-    let d = store.commit_customers(P, &c.cursor, &next(&c.cursor, 4), &[cust(1, None, "79990000001", "Anya")], &[], &[]).await.unwrap();
+    assert_eq!(
+        c.deleted, 1,
+        "deletions apply after the upserts of the same batch"
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM users WHERE deleted_at IS NOT NULL"
+        )
+        .await,
+        1
+    );
+    let d = store
+        .commit_customers(
+            P,
+            &c.cursor,
+            &next(&c.cursor, 4),
+            &[cust(1, None, "79990000001", "Anya")],
+            &[],
+            &[],
+        )
+        .await
+        .unwrap();
     assert_eq!(d.updated, 1, "a re-listed customer is undeleted");
-    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM users WHERE deleted_at IS NOT NULL").await, 0);
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM users WHERE deleted_at IS NOT NULL"
+        )
+        .await,
+        0
+    );
     // Other projects are separate.
-    let e = store.commit_customers(43, &Cursor::default(), &next(&Cursor::default(), 1), &[cust(1, None, "79990000001", "Anna")], &[], &[]).await.unwrap();
+    let e = store
+        .commit_customers(
+            43,
+            &Cursor::default(),
+            &next(&Cursor::default(), 1),
+            &[cust(1, None, "79990000001", "Anna")],
+            &[],
+            &[],
+        )
+        .await
+        .unwrap();
     assert_eq!(e.created, 1);
 }

@@ -16,11 +16,26 @@ impl Settings {
         let mut out = Vec::new();
         let p = &mut out;
 
-        check_url(p, "database.url", &self.database.url, &["postgres", "postgresql"]);
+        check_url(
+            p,
+            "database.url",
+            &self.database.url,
+            &["postgres", "postgresql"],
+        );
         at_least(p, "database.pool_size", self.database.pool_size.into(), 1);
-        at_least(p, "database.connect_timeout_secs", self.database.connect_timeout_secs, 1);
+        at_least(
+            p,
+            "database.connect_timeout_secs",
+            self.database.connect_timeout_secs,
+            1,
+        );
 
-        check_url(p, "redis.url", &self.redis.url, &["redis", "rediss", "unix", "redis+unix"]);
+        check_url(
+            p,
+            "redis.url",
+            &self.redis.url,
+            &["redis", "rediss", "unix", "redis+unix"],
+        );
         let prefix = &self.redis.key_prefix;
         if prefix.is_empty() || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
             p.push(ConfigProblem::error(
@@ -40,13 +55,23 @@ impl Settings {
                 "use 20, 50 or 100",
             ));
         }
-        at_least(p, "sync.default_interval_minutes", sync.default_interval_minutes.into(), 1);
+        at_least(
+            p,
+            "sync.default_interval_minutes",
+            sync.default_interval_minutes.into(),
+            1,
+        );
         at_least(p, "sync.max_attempts", sync.max_attempts.into(), 1);
         at_least(p, "sync.backoff_base_secs", sync.backoff_base_secs, 1);
         at_least(p, "sync.request_timeout_secs", sync.request_timeout_secs, 1);
         at_least(p, "sync.lease_secs", sync.lease_secs, 2);
         at_least(p, "sync.max_stalls", sync.max_stalls.into(), 1);
-        at_least(p, "sync.rate_limit_budget_secs", sync.rate_limit_budget_secs, 1);
+        at_least(
+            p,
+            "sync.rate_limit_budget_secs",
+            sync.rate_limit_budget_secs,
+            1,
+        );
         if !(sync.requests_per_second.is_finite() && sync.requests_per_second > 0.0) {
             p.push(ConfigProblem::error(
                 "sync.requests_per_second",
@@ -63,8 +88,18 @@ impl Settings {
             ));
         }
 
-        at_least(p, "daemon.reconcile_interval_secs", self.daemon.reconcile_interval_secs, 1);
-        at_least(p, "daemon.restart_window_secs", self.daemon.restart_window_secs, 1);
+        at_least(
+            p,
+            "daemon.reconcile_interval_secs",
+            self.daemon.reconcile_interval_secs,
+            1,
+        );
+        at_least(
+            p,
+            "daemon.restart_window_secs",
+            self.daemon.restart_window_secs,
+            1,
+        );
         out
     }
 }

@@ -137,7 +137,10 @@ fn sanitize_table(
                 problems.push(ConfigProblem::error(
                     path,
                     format!("unknown key `{key}` in [{section}]"),
-                    format!("remove it or fix the spelling; known keys: {}", keys(section_schema)),
+                    format!(
+                        "remove it or fix the spelling; known keys: {}",
+                        keys(section_schema)
+                    ),
                 ));
                 continue;
             }
@@ -155,7 +158,10 @@ fn sanitize_table(
                     format!("invalid value {value}: {msg}"),
                     format!(
                         "use a value like the default, {}",
-                        section_schema.get(&key).map(ToString::to_string).unwrap_or_default()
+                        section_schema
+                            .get(&key)
+                            .map(ToString::to_string)
+                            .unwrap_or_default()
                     ),
                 )),
             }
@@ -193,11 +199,14 @@ fn sanitize_env(
             problems.push(ConfigProblem::error(
                 name.clone(),
                 "environment variable does not name a section and a key",
-                format!("use {prefix}SECTION{ENV_SEPARATOR}KEY, e.g. {prefix}LOG{ENV_SEPARATOR}LEVEL"),
+                format!(
+                    "use {prefix}SECTION{ENV_SEPARATOR}KEY, e.g. {prefix}LOG{ENV_SEPARATOR}LEVEL"
+                ),
             ));
             continue;
         };
-        let known = matches!(schema.get(section), Some(toml::Value::Table(t)) if t.contains_key(key));
+        let known =
+            matches!(schema.get(section), Some(toml::Value::Table(t)) if t.contains_key(key));
         if !known {
             problems.push(ConfigProblem::error(
                 name.clone(),

@@ -27,7 +27,11 @@ pub struct ConfigProblem {
 
 impl ConfigProblem {
     /// An error-level problem.
-    pub fn error(key: impl Into<String>, message: impl Into<String>, hint: impl Into<String>) -> Self {
+    pub fn error(
+        key: impl Into<String>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
         ConfigProblem {
             key: key.into(),
             severity: Severity::Error,

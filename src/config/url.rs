@@ -11,7 +11,11 @@ pub fn validate_api_url(raw: &str) -> Result<Url, String> {
         .map_err(|e| format!("`{raw}` is not a URL ({e}); use e.g. https://shop.retailcrm.ru"))?;
     let host = match url.host_str() {
         Some(h) if !h.is_empty() => h.to_string(),
-        _ => return Err(format!("`{raw}` has no host; use e.g. https://shop.retailcrm.ru")),
+        _ => {
+            return Err(format!(
+                "`{raw}` has no host; use e.g. https://shop.retailcrm.ru"
+            ));
+        }
     };
     match url.scheme() {
         "https" => Ok(url),

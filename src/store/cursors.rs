@@ -92,7 +92,11 @@ impl Store {
     }
 
     /// The newest isolated records of a project.
-    pub async fn dead_records(&self, project_id: i64, limit: i64) -> Result<Vec<DeadRecord>, StoreError> {
+    pub async fn dead_records(
+        &self,
+        project_id: i64,
+        limit: i64,
+    ) -> Result<Vec<DeadRecord>, StoreError> {
         let mut conn = self.conn().await?;
         diesel::sql_query(
             "SELECT id, stream, entity_id, raw, reason, created_at FROM dead_records \

@@ -178,14 +178,23 @@ impl Store {
 
     /// Integrations with `is_active`, ordered by project (what the supervisor runs).
     pub async fn list_active_integrations(&self) -> Result<Vec<Integration>, StoreError> {
-        self.query_integrations(&format!("{SELECT} WHERE i.is_active ORDER BY i.project_id"), None)
-            .await
+        self.query_integrations(
+            &format!("{SELECT} WHERE i.is_active ORDER BY i.project_id"),
+            None,
+        )
+        .await
     }
 
     /// One project's integration, if any.
-    pub async fn get_integration(&self, project_id: i64) -> Result<Option<Integration>, StoreError> {
+    pub async fn get_integration(
+        &self,
+        project_id: i64,
+    ) -> Result<Option<Integration>, StoreError> {
         Ok(self
-            .query_integrations(&format!("{SELECT} WHERE i.project_id = $1"), Some(project_id))
+            .query_integrations(
+                &format!("{SELECT} WHERE i.project_id = $1"),
+                Some(project_id),
+            )
             .await?
             .into_iter()
             .next())
@@ -198,10 +207,12 @@ impl Store {
     ) -> Result<Vec<Integration>, StoreError> {
         let mut conn = self.conn().await?;
         let rows: Vec<Row> = match project_id {
-            Some(id) => diesel::sql_query(sql)
-                .bind::<BigInt, _>(id)
-                .load(&mut conn)
-                .await,
+            Some(id) => {
+                diesel::sql_query(sql)
+                    .bind::<BigInt, _>(id)
+                    .load(&mut conn)
+                    .await
+            }
             None => diesel::sql_query(sql).load(&mut conn).await,
         }
         .map_err(op("read integrations"))?;
@@ -209,7 +220,10 @@ impl Store {
     }
 
     /// Creates the integration (and the project row when absent), or replaces it.
-    pub async fn upsert_integration(&self, new: &NewIntegration) -> Result<Integration, StoreError> {
+    pub async fn upsert_integration(
+        &self,
+        new: &NewIntegration,
+    ) -> Result<Integration, StoreError> {
         if new.sync_interval_minutes <= 0 {
             return Err(StoreError::Invalid(format!(
                 "sync interval {} minutes must be positive",

@@ -38,12 +38,13 @@ impl Store {
 pub async fn migrate(url: &str, direction: MigrationDirection) -> Result<Vec<String>, StoreError> {
     let url = url.to_string();
     let joined = tokio::task::spawn_blocking(move || -> Result<Vec<String>, StoreError> {
-        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url).map_err(|e| {
-            StoreError::Connect {
-                target: super::redact_url(&url),
-                detail: e.to_string(),
-            }
-        })?;
+        let mut conn =
+            AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url).map_err(|e| {
+                StoreError::Connect {
+                    target: super::redact_url(&url),
+                    detail: e.to_string(),
+                }
+            })?;
         let versions = match direction {
             MigrationDirection::Up => conn.run_pending_migrations(MIGRATIONS),
             MigrationDirection::RevertAll => conn.revert_all_migrations(MIGRATIONS),

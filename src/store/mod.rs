@@ -187,7 +187,10 @@ pub(crate) fn users_lock_key(project_id: i64) -> i64 {
 }
 
 /// Takes the per-project user-write lock until the end of the current transaction.
-pub(crate) async fn lock_users(conn: &mut AsyncPgConnection, project_id: i64) -> Result<(), StoreError> {
+pub(crate) async fn lock_users(
+    conn: &mut AsyncPgConnection,
+    project_id: i64,
+) -> Result<(), StoreError> {
     diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
         .bind::<diesel::sql_types::BigInt, _>(users_lock_key(project_id))
         .execute(conn)

@@ -228,7 +228,10 @@ fn dedupe<'a>(orders: &'a [OrderRecord], isolated: &mut Vec<PoisonRecord>) -> Ve
         } else {
             isolated.push(poison_of(
                 o,
-                format!("order number {} is claimed by two orders in one batch", o.number),
+                format!(
+                    "order number {} is claimed by two orders in one batch",
+                    o.number
+                ),
             ));
         }
     }
@@ -296,16 +299,32 @@ async fn insert_orders(
     )
     .bind::<BigInt, _>(project_id)
     .bind::<Array<Nullable<BigInt>>, _>(rows.iter().map(|r| r.user_id).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|r| r.order_number.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(
+        rows.iter()
+            .map(|r| r.order_number.as_str())
+            .collect::<Vec<_>>(),
+    )
     .bind::<Array<Nullable<BigInt>>, _>(
-        rows.iter().map(|r| r.retailcrm_order_id).collect::<Vec<_>>(),
+        rows.iter()
+            .map(|r| r.retailcrm_order_id)
+            .collect::<Vec<_>>(),
     )
     .bind::<Array<Text>, _>(rows.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())
     .bind::<Array<Nullable<Text>>, _>(
-        rows.iter().map(|r| r.retailcrm_status.as_deref()).collect::<Vec<_>>(),
+        rows.iter()
+            .map(|r| r.retailcrm_status.as_deref())
+            .collect::<Vec<_>>(),
     )
-    .bind::<Array<Numeric>, _>(rows.iter().map(|r| r.total_amount.clone()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.currency.as_deref()).collect::<Vec<_>>())
+    .bind::<Array<Numeric>, _>(
+        rows.iter()
+            .map(|r| r.total_amount.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Nullable<Text>>, _>(
+        rows.iter()
+            .map(|r| r.currency.as_deref())
+            .collect::<Vec<_>>(),
+    )
     .bind::<Array<Nullable<Timestamptz>>, _>(rows.iter().map(|r| r.ordered_at).collect::<Vec<_>>())
     .execute(conn)
     .await
@@ -326,16 +345,32 @@ async fn update_orders(conn: &mut AsyncPgConnection, rows: &[OrderRow]) -> Resul
     )
     .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.id).collect::<Vec<_>>())
     .bind::<Array<Nullable<BigInt>>, _>(rows.iter().map(|r| r.user_id).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|r| r.order_number.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(
+        rows.iter()
+            .map(|r| r.order_number.as_str())
+            .collect::<Vec<_>>(),
+    )
     .bind::<Array<Nullable<BigInt>>, _>(
-        rows.iter().map(|r| r.retailcrm_order_id).collect::<Vec<_>>(),
+        rows.iter()
+            .map(|r| r.retailcrm_order_id)
+            .collect::<Vec<_>>(),
     )
     .bind::<Array<Text>, _>(rows.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())
     .bind::<Array<Nullable<Text>>, _>(
-        rows.iter().map(|r| r.retailcrm_status.as_deref()).collect::<Vec<_>>(),
+        rows.iter()
+            .map(|r| r.retailcrm_status.as_deref())
+            .collect::<Vec<_>>(),
     )
-    .bind::<Array<Numeric>, _>(rows.iter().map(|r| r.total_amount.clone()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.currency.as_deref()).collect::<Vec<_>>())
+    .bind::<Array<Numeric>, _>(
+        rows.iter()
+            .map(|r| r.total_amount.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Nullable<Text>>, _>(
+        rows.iter()
+            .map(|r| r.currency.as_deref())
+            .collect::<Vec<_>>(),
+    )
     .bind::<Array<Nullable<Timestamptz>>, _>(rows.iter().map(|r| r.ordered_at).collect::<Vec<_>>())
     .execute(conn)
     .await

@@ -125,7 +125,9 @@ impl Store {
             .await
             .map_err(op("finish run"))?;
             let Some(project) = rows.into_iter().next() else {
-                return Err(StoreError::Invalid(format!("sync run {run_id} does not exist")));
+                return Err(StoreError::Invalid(format!(
+                    "sync run {run_id} does not exist"
+                )));
             };
             if outcome == RunOutcome::Succeeded {
                 diesel::sql_query(
@@ -142,7 +144,11 @@ impl Store {
     }
 
     /// The newest runs of a project.
-    pub async fn recent_runs(&self, project_id: i64, limit: i64) -> Result<Vec<SyncRun>, StoreError> {
+    pub async fn recent_runs(
+        &self,
+        project_id: i64,
+        limit: i64,
+    ) -> Result<Vec<SyncRun>, StoreError> {
         let mut conn = self.conn().await?;
         diesel::sql_query(format!(
             "SELECT {COLUMNS} FROM sync_runs WHERE project_id = $1 \

@@ -152,8 +152,14 @@ impl UserIndex {
         let Some(i) = self.find(c) else {
             let row = UserRow {
                 id: 0,
-                email: c.email.filter(|e| !self.by_email.contains_key(*e)).map(str::to_string),
-                phone: c.phone.filter(|p| !self.by_phone.contains_key(*p)).map(str::to_string),
+                email: c
+                    .email
+                    .filter(|e| !self.by_email.contains_key(*e))
+                    .map(str::to_string),
+                phone: c
+                    .phone
+                    .filter(|p| !self.by_phone.contains_key(*p))
+                    .map(str::to_string),
                 first_name: c.first_name.map(str::to_string),
                 last_name: c.last_name.map(str::to_string),
                 retailcrm_customer_id: c.customer_id,
@@ -258,7 +264,9 @@ impl UserIndex {
             .await
             .map_err(op("reserve user ids"))?;
             if ids.len() != new.len() {
-                return Err(StoreError::Invalid("user id reservation returned too few ids".into()));
+                return Err(StoreError::Invalid(
+                    "user id reservation returned too few ids".into(),
+                ));
             }
             for (&i, id) in new.iter().zip(&ids) {
                 self.slots[i].current.id = id.id;
@@ -303,13 +311,19 @@ async fn insert_users(
     .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.email.as_deref()).collect::<Vec<_>>())
     .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.phone.as_deref()).collect::<Vec<_>>())
     .bind::<Array<Nullable<Text>>, _>(
-        rows.iter().map(|r| r.first_name.as_deref()).collect::<Vec<_>>(),
+        rows.iter()
+            .map(|r| r.first_name.as_deref())
+            .collect::<Vec<_>>(),
     )
     .bind::<Array<Nullable<Text>>, _>(
-        rows.iter().map(|r| r.last_name.as_deref()).collect::<Vec<_>>(),
+        rows.iter()
+            .map(|r| r.last_name.as_deref())
+            .collect::<Vec<_>>(),
     )
     .bind::<Array<Nullable<BigInt>>, _>(
-        rows.iter().map(|r| r.retailcrm_customer_id).collect::<Vec<_>>(),
+        rows.iter()
+            .map(|r| r.retailcrm_customer_id)
+            .collect::<Vec<_>>(),
     )
     .execute(conn)
     .await
@@ -330,13 +344,19 @@ async fn update_users(conn: &mut AsyncPgConnection, rows: &[&UserRow]) -> Result
     .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.email.as_deref()).collect::<Vec<_>>())
     .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.phone.as_deref()).collect::<Vec<_>>())
     .bind::<Array<Nullable<Text>>, _>(
-        rows.iter().map(|r| r.first_name.as_deref()).collect::<Vec<_>>(),
+        rows.iter()
+            .map(|r| r.first_name.as_deref())
+            .collect::<Vec<_>>(),
     )
     .bind::<Array<Nullable<Text>>, _>(
-        rows.iter().map(|r| r.last_name.as_deref()).collect::<Vec<_>>(),
+        rows.iter()
+            .map(|r| r.last_name.as_deref())
+            .collect::<Vec<_>>(),
     )
     .bind::<Array<Nullable<BigInt>>, _>(
-        rows.iter().map(|r| r.retailcrm_customer_id).collect::<Vec<_>>(),
+        rows.iter()
+            .map(|r| r.retailcrm_customer_id)
+            .collect::<Vec<_>>(),
     )
     .bind::<Array<Nullable<Timestamptz>>, _>(rows.iter().map(|r| r.deleted_at).collect::<Vec<_>>())
     .execute(conn)

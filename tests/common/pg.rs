@@ -59,7 +59,9 @@ impl TestDb {
 
     /// A store on this database.
     pub async fn store(&self) -> Store {
-        Store::connect(&self.settings()).await.expect("connect store")
+        Store::connect(&self.settings())
+            .await
+            .expect("connect store")
     }
 
     /// A raw connection for assertions.
@@ -75,7 +77,10 @@ impl Drop for TestDb {
         let admin = self.admin.clone();
         let name = self.name.clone();
         let handle = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async move {
