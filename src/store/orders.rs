@@ -123,7 +123,7 @@ impl Store {
                 .iter()
                 .map(|(rec, _)| {
                     let k = &rec.contact;
-                    (!k.is_empty()).then(|| Contact {
+                    (!k.is_empty()).then_some(Contact {
                         customer_id: k.customer_retailcrm_id,
                         email: k.email.as_deref(),
                         phone: k.phone.as_deref(),
