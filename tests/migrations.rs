@@ -73,3 +73,27 @@ async fn platform_projects_table_is_kept() {
     store.revert_all_migrations().await.unwrap();
     assert_eq!(tables(&db).await, ["projects"]);
 }
+
+#[tokio::test]
+async fn schema_rs_names_real_columns() {
+    use diesel::QueryDsl;
+    use retailcrm_sync::store::schema::*;
+    let db = TestDb::new().await;
+    let mut conn = db.conn().await;
+    // Selecting every column of every table fails if schema.rs names a column that is missing.
+    macro_rules! probe {
+        ($($t:ident),*) => {$(
+            $t::table.select($t::all_columns).limit(0).execute(&mut conn).await
+                .unwrap_or_else(|e| panic!("{}: {e}", stringify!($t)));
+        )*};
+    }
+    probe!(
+        projects,
+        retailcrm_integrations,
+        users,
+        orders,
+        sync_cursors,
+        sync_runs,
+        dead_records
+    );
+}

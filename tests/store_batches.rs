@@ -185,6 +185,7 @@ async fn thousand_orders_with_shared_customers_make_exactly_one_user_each() {
     let mut cursor = Cursor::default();
     let mut users_created = 0;
     let mut slowest = 0u128;
+    let started = Instant::now();
     for (b, chunk) in all.chunks(100).enumerate() {
         let t = Instant::now();
         let out = store
@@ -196,7 +197,10 @@ async fn thousand_orders_with_shared_customers_make_exactly_one_user_each() {
         users_created += out.users_created;
         cursor = out.cursor;
     }
-    eprintln!("slowest 100-order batch: {slowest} us");
+    eprintln!(
+        "10 batches of 100 orders: {} ms in total, slowest {slowest} us",
+        started.elapsed().as_millis()
+    );
     assert_eq!(users_created, 300);
     let mut conn = db.conn().await;
     assert_eq!(
@@ -633,4 +637,98 @@ async fn customers_sharing_a_phone_do_not_flip_flop_one_user() {
         .await
         .unwrap();
     assert_eq!(e.created, 1);
+}
+
+#[tokio::test]
+async fn concurrent_customer_and_order_streams_never_duplicate_users() {
+    let (db, store) = setup().await;
+    // Both streams of one project see the same 200 people at the same time.
+    let customers: Vec<CustomerRecord> = (0..200)
+        .map(|k| CustomerRecord {
+            retailcrm_id: 500 + k,
+            email: Some(format!("p{k}@x.ru")),
+            phone: Some(format!("7913{k:07}")),
+            first_name: None,
+            last_name: None,
+        })
+        .collect();
+    let orders: Vec<OrderRecord> = (0..200)
+        .map(|k| {
+            let (e, p) = (format!("p{k}@x.ru"), format!("7913{k:07}"));
+            order(k + 1, None, contact(None, Some(&e), Some(&p)))
+        })
+        .collect();
+    let mut tasks = Vec::new();
+    for chunk in 0..4 {
+        let (s1, s2) = (store.clone(), store.clone());
+        let cs = customers[chunk * 50..(chunk + 1) * 50].to_vec();
+        let os = orders[chunk * 50..(chunk + 1) * 50].to_vec();
+        tasks.push(tokio::spawn(async move {
+            let mut c = s1.load_cursor(P, Stream::Customers).await.unwrap();
+            loop {
+                match s1
+                    .commit_customers(P, &c, &next(&c, chunk as i64), &cs, &[], &[])
+                    .await
+                {
+                    Ok(_) => break,
+                    Err(StoreError::CursorConflict { .. }) => {
+                        c = s1.load_cursor(P, Stream::Customers).await.unwrap()
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }));
+        tasks.push(tokio::spawn(async move {
+            let mut c = s2.load_cursor(P, Stream::Orders).await.unwrap();
+            loop {
+                match s2
+                    .commit_orders(P, &c, &next(&c, chunk as i64), &os, &[], &[])
+                    .await
+                {
+                    Ok(_) => break,
+                    Err(StoreError::CursorConflict { .. }) => {
+                        c = s2.load_cursor(P, Stream::Orders).await.unwrap()
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut conn = db.conn().await;
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM users").await,
+        200
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM orders WHERE user_id IS NOT NULL"
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM users WHERE retailcrm_customer_id IS NOT NULL"
+        )
+        .await,
+        200,
+        "every user ends linked to its customer"
+    );
+    assert_eq!(
+        store
+            .load_cursor(P, Stream::Customers)
+            .await
+            .unwrap()
+            .version,
+        4
+    );
+    assert_eq!(
+        store.load_cursor(P, Stream::Orders).await.unwrap().version,
+        4
+    );
 }

@@ -4,7 +4,8 @@
 //! the stream's cursor by compare-and-set, so a cursor never moves without its rows.
 //!
 //! Files: [`migrations`] (embedded schema), [`integrations`], [`users`] (customer -> user
-//! resolution), [`orders`], [`cursors`] (cursor CAS and poison records), [`runs`].
+//! resolution), [`orders`], [`cursors`] (cursor CAS and poison records), [`runs`], [`schema`]
+//! (diesel `table!` definitions).
 
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ pub mod integrations;
 pub mod migrations;
 pub mod orders;
 pub mod runs;
+pub mod schema;
 pub mod users;
 
 pub use cursors::{Cursor, DeadRecord, PoisonRecord};
