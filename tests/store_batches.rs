@@ -732,3 +732,62 @@ async fn concurrent_customer_and_order_streams_never_duplicate_users() {
         4
     );
 }
+
+#[tokio::test]
+async fn a_clashing_order_number_is_isolated_and_the_rest_applied() {
+    let (db, store) = setup().await;
+    let mut conn = db.conn().await;
+    // An order the platform created itself (no RetailCRM id yet) is matched by its number.
+    diesel::sql_query(
+        "INSERT INTO orders (project_id, order_number, status) VALUES (42, '1A', 'CONFIRMED')",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let c0 = Cursor::default();
+    let a = store
+        .commit_orders(
+            P,
+            &c0,
+            &next(&c0, 1),
+            &[order(1, None, OrderContact::default())],
+            &[],
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!((a.created, a.updated), (0, 1));
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM orders WHERE retailcrm_order_id = 1 AND status = 'CONFIRMED'"
+        )
+        .await,
+        1
+    );
+    // RetailCRM order 2 now claims number 1A, and two orders in one batch claim 3A.
+    let mut clash = order(2, None, OrderContact::default());
+    clash.number = "1A".into();
+    let mut twin = order(4, None, OrderContact::default());
+    twin.number = "3A".into();
+    let b = store
+        .commit_orders(
+            P,
+            &a.cursor,
+            &next(&a.cursor, 2),
+            &[clash, order(3, None, OrderContact::default()), twin],
+            &[],
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!((b.created, b.isolated), (1, 2));
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM orders").await,
+        2
+    );
+    let dead = store.dead_records(P, 10).await.unwrap();
+    let mut ids: Vec<Option<i64>> = dead.iter().map(|d| d.entity_id).collect();
+    ids.sort();
+    assert_eq!(ids, [Some(2), Some(3)]);
+}

@@ -204,3 +204,32 @@ impl Default for DaemonSettings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_mode_is_octal_up_to_0777() {
+        let mode = |m: &str| {
+            ControlSettings {
+                socket_mode: m.to_string(),
+                ..ControlSettings::default()
+            }
+            .mode()
+        };
+        assert_eq!(mode("0660"), Some(0o660));
+        assert_eq!(mode("600"), Some(0o600));
+        assert_eq!(mode("0o640"), Some(0o640));
+        assert_eq!(mode("0999"), None);
+        assert_eq!(mode("1777"), None, "sticky/setuid bits are not allowed");
+        assert_eq!(mode(""), None);
+        assert_eq!(mode("rw-rw----"), None);
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let problems = Settings::default().validate();
+        assert!(problems.iter().all(|p| !p.is_error()), "{problems:?}");
+    }
+}

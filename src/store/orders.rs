@@ -2,7 +2,9 @@
 //! matching orders and candidate users, in-memory resolution, then one insert and one update
 //! per table (`UNNEST`), deletions and poison records.
 //!
-//! Matching: by `retailcrm_order_id`, then `order_number`. User: by the contact's customer id,
+//! Matching: by `retailcrm_order_id`, then `order_number` (only a row without a RetailCRM id,
+//! i.e. created by the platform). An order whose number belongs to another stored order, or two
+//! orders of one batch claiming one number, are isolated into `dead_records`, not fatal. User: by the contact's customer id,
 //! then e-mail, then phone, else a user is created from the contact; an order without any contact
 //! is stored with `user_id` NULL (never dropped). An unmapped status (`status: None`) keeps the
 //! order's previous platform status (`PENDING` when new); the raw RetailCRM status is always
@@ -98,10 +100,14 @@ impl Store {
             // Match orders; isolate one whose number belongs to a different stored order.
             let mut matched: Vec<(&OrderRecord, Option<usize>)> = Vec::with_capacity(batch.len());
             for rec in batch {
-                let m = by_rid
-                    .get(&rec.retailcrm_id)
-                    .or_else(|| by_number.get(rec.number.as_str()))
-                    .copied();
+                // By number only a row without a RetailCRM id (created by the platform) is
+                // matched; a row with another id is another RetailCRM order.
+                let m = by_rid.get(&rec.retailcrm_id).copied().or_else(|| {
+                    by_number
+                        .get(rec.number.as_str())
+                        .copied()
+                        .filter(|&i| existing[i].retailcrm_order_id.is_none())
+                });
                 let number_owner = by_number.get(rec.number.as_str()).copied();
                 if number_owner.is_some() && number_owner != m {
                     isolated.push(poison_of(
