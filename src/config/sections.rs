@@ -23,8 +23,8 @@ pub struct Settings {
     pub daemon: DaemonSettings,
 }
 
-/// `[database]`: the loyalty platform's Postgres.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `[database]`: the loyalty platform's Postgres. `Debug` hides a password in the URL.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DatabaseSettings {
     /// Connection URL (`postgres://user@host:port/db`).
@@ -35,6 +35,25 @@ pub struct DatabaseSettings {
     pub connect_timeout_secs: u64,
     /// Apply pending embedded migrations when the daemon starts.
     pub run_migrations_on_start: bool,
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = match reqwest::Url::parse(&self.url) {
+            Ok(mut u) if u.password().is_some() => {
+                let _ = u.set_password(Some("****"));
+                u.to_string()
+            }
+            Ok(u) => u.to_string(),
+            Err(_) => "<unparsable>".to_string(),
+        };
+        f.debug_struct("DatabaseSettings")
+            .field("url", &url)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout_secs", &self.connect_timeout_secs)
+            .field("run_migrations_on_start", &self.run_migrations_on_start)
+            .finish()
+    }
 }
 
 impl Default for DatabaseSettings {
@@ -225,6 +244,23 @@ mod tests {
         assert_eq!(mode("1777"), None, "sticky/setuid bits are not allowed");
         assert_eq!(mode(""), None);
         assert_eq!(mode("rw-rw----"), None);
+    }
+
+    #[test]
+    fn database_password_never_prints() {
+        let db = DatabaseSettings {
+            url: "postgres://app:hunter2@db:5432/p".into(),
+            ..DatabaseSettings::default()
+        };
+        let shown = format!(
+            "{:?}",
+            Settings {
+                database: db,
+                ..Settings::default()
+            }
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("app:****@db"), "{shown}");
     }
 
     #[test]
