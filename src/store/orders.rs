@@ -68,7 +68,10 @@ struct OrderRow {
 impl Store {
     /// Applies one orders batch, its deletions and poison records, and moves the cursor from
     /// `expected` to `next`, all in one transaction. A moved cursor rolls everything back with
-    /// [`StoreError::CursorConflict`].
+    /// [`StoreError::CursorConflict`]. `next.version` is ignored: the stored version becomes
+    /// `expected.version + 1` and is returned in the outcome's `cursor`, which is the `expected`
+    /// of the next batch. Do not wrap the call in a timeout or `select!` (a transaction cut off
+    /// mid-way is rolled back by Postgres only when its connection is discarded).
     pub async fn commit_orders(
         &self,
         project_id: i64,

@@ -368,7 +368,10 @@ async fn update_users(conn: &mut AsyncPgConnection, rows: &[&UserRow]) -> Result
 impl Store {
     /// Applies one customers batch, its deletions and poison records, and moves the cursor from
     /// `expected` to `next`, all in one transaction. A moved cursor rolls everything back with
-    /// [`StoreError::CursorConflict`].
+    /// [`StoreError::CursorConflict`]. `next.version` is ignored: the stored version becomes
+    /// `expected.version + 1` and is returned in the outcome's `cursor`, which is the `expected`
+    /// of the next batch. Do not wrap the call in a timeout or `select!` (a transaction cut off
+    /// mid-way is rolled back by Postgres only when its connection is discarded).
     pub async fn commit_customers(
         &self,
         project_id: i64,
