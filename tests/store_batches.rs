@@ -265,6 +265,26 @@ async fn order_without_contact_is_stored_without_user() {
     assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM users").await, 0);
 }
 
+/// Injects a failure: inserting or updating an order with this number raises an error.
+async fn fail_on_order_number(db: &TestDb, number: &str) {
+    let mut conn = db.conn().await;
+    diesel::sql_query(format!(
+        "CREATE FUNCTION rcs_test_fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         IF NEW.order_number = '{number}' THEN RAISE EXCEPTION 'injected failure'; END IF; \
+         RETURN NEW; END $$"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    diesel::sql_query(
+        "CREATE TRIGGER rcs_test_fail BEFORE INSERT OR UPDATE ON orders \
+         FOR EACH ROW EXECUTE FUNCTION rcs_test_fail()",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn a_batch_failing_half_way_leaves_neither_rows_nor_cursor() {
     let (db, store) = setup().await;
@@ -280,14 +300,15 @@ async fn a_batch_failing_half_way_leaves_neither_rows_nor_cursor() {
         )
         .await
         .unwrap();
-    // Users are written and the cursor is moved before the orders insert, which then fails on a
-    // NUL byte Postgres refuses in text.
+    // Users are written and the cursor is moved before the orders insert, which then fails:
+    // an injected trigger refuses order number "boom".
+    fail_on_order_number(&db, "boom").await;
     let mut bad = order(
         2,
         None,
         contact(Some(2), Some("new@b.ru"), Some("79001112233")),
     );
-    bad.number = "bad\0number".into();
+    bad.number = "boom".into();
     let poison = PoisonRecord {
         stream: Stream::Orders,
         entity_id: Some(99),
@@ -790,4 +811,113 @@ async fn a_clashing_order_number_is_isolated_and_the_rest_applied() {
     let mut ids: Vec<Option<i64>> = dead.iter().map(|d| d.entity_id).collect();
     ids.sort();
     assert_eq!(ids, [Some(2), Some(3)]);
+}
+
+#[tokio::test]
+async fn nul_characters_from_crm_never_fail_a_batch() {
+    let (db, store) = setup().await;
+    let customers = [CustomerRecord {
+        retailcrm_id: 1,
+        email: Some("a@b.ru".into()),
+        phone: None,
+        first_name: Some("Nul\u{0}Name".into()),
+        last_name: None,
+    }];
+    // Postgres refuses \u0000 in text and jsonb; the store strips it instead of failing the
+    // batch (which would fail again on every retry and block the stream).
+    let poison = PoisonRecord {
+        stream: Stream::Customers,
+        entity_id: Some(2),
+        raw: serde_json::json!({"name": "nul\u{0}byte"}),
+        reason: "bad\u{0}".into(),
+    };
+    let c0 = Cursor::default();
+    let out = store
+        .commit_customers(P, &c0, &next(&c0, 9), &customers, &[], &[poison])
+        .await
+        .unwrap();
+    assert_eq!(out.created, 1);
+    let mut o = order(5, None, contact(Some(1), None, None));
+    o.number = "5\u{0}A".into();
+    store
+        .commit_orders(
+            P,
+            &Cursor::default(),
+            &next(&Cursor::default(), 1),
+            &[o],
+            &[],
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut conn = db.conn().await;
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM users WHERE first_name = 'NulName'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM orders WHERE order_number = '5A'"
+        )
+        .await,
+        1
+    );
+    let dead = store.dead_records(P, 5).await.unwrap();
+    assert_eq!(
+        (dead[0].raw["name"].as_str(), dead[0].reason.as_str()),
+        (Some("nulbyte"), "bad")
+    );
+}
+
+#[tokio::test]
+async fn a_failing_customers_batch_leaves_neither_users_nor_cursor() {
+    let (db, store) = setup().await;
+    let mut conn = db.conn().await;
+    // Injected failure at the last write of the batch (the poison insert).
+    diesel::sql_query(
+        "CREATE FUNCTION rcs_test_fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         RAISE EXCEPTION 'injected failure'; END $$",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    diesel::sql_query("CREATE TRIGGER t BEFORE INSERT ON dead_records FOR EACH ROW EXECUTE FUNCTION rcs_test_fail()")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let customers = [CustomerRecord {
+        retailcrm_id: 1,
+        email: Some("a@b.ru".into()),
+        phone: None,
+        first_name: None,
+        last_name: None,
+    }];
+    let poison = PoisonRecord {
+        stream: Stream::Customers,
+        entity_id: Some(2),
+        raw: serde_json::json!({}),
+        reason: "x".into(),
+    };
+    let c0 = Cursor::default();
+    let err = store
+        .commit_customers(P, &c0, &next(&c0, 9), &customers, &[1], &[poison])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Query { .. }), "{err}");
+    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM users").await, 0);
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM sync_cursors").await,
+        0
+    );
+    // The same batch without the poison goes through from the same cursor.
+    let ok = store
+        .commit_customers(P, &c0, &next(&c0, 9), &customers, &[], &[])
+        .await
+        .unwrap();
+    assert_eq!((ok.created, ok.cursor.version), (1, 1));
 }

@@ -173,8 +173,11 @@ pub(crate) async fn insert_poison(
     }
     let streams: Vec<&str> = poison.iter().map(|p| p.stream.as_str()).collect();
     let ids: Vec<Option<i64>> = poison.iter().map(|p| p.entity_id).collect();
-    let raws: Vec<serde_json::Value> = poison.iter().map(|p| p.raw.clone()).collect();
-    let reasons: Vec<&str> = poison.iter().map(|p| p.reason.as_str()).collect();
+    let raws: Vec<serde_json::Value> = poison.iter().map(|p| super::scrub::json(&p.raw)).collect();
+    let reasons: Vec<String> = poison
+        .iter()
+        .map(|p| super::scrub::text(&p.reason).into_owned())
+        .collect();
     diesel::sql_query(
         "INSERT INTO dead_records (project_id, stream, entity_id, raw, reason) \
          SELECT $1, s, e, r, why FROM UNNEST($2::text[], $3::bigint[], $4::jsonb[], $5::text[]) \

@@ -23,6 +23,7 @@ pub mod migrations;
 pub mod orders;
 pub mod runs;
 pub mod schema;
+mod scrub;
 pub mod users;
 
 pub use cursors::{Cursor, DeadRecord, PoisonRecord};

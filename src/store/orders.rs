@@ -81,6 +81,8 @@ impl Store {
         deleted_order_ids: &[i64],
         poison: &[PoisonRecord],
     ) -> Result<OrderBatchOutcome, StoreError> {
+        let orders = super::scrub::orders(orders);
+        let orders: &[OrderRecord] = &orders;
         let mut conn = self.conn().await?;
         conn.transaction(async |c| {
             let cursor =

@@ -381,6 +381,8 @@ impl Store {
         deleted_customer_ids: &[i64],
         poison: &[PoisonRecord],
     ) -> Result<CustomerBatchOutcome, StoreError> {
+        let customers = super::scrub::customers(customers);
+        let customers: &[CustomerRecord] = &customers;
         let mut conn = self.conn().await?;
         conn.transaction(async |c| {
             let cursor =
