@@ -28,6 +28,11 @@ pub fn execute(cli: &Cli, _args: &ValidateArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EX_CONFIG));
     }
-    println!("ok: {} ({} warning(s))", path.display(), problems.len());
+    let source = if path.exists() {
+        path.display().to_string()
+    } else {
+        format!("{} absent; defaults and environment", path.display())
+    };
+    println!("ok: {source} ({} warning(s))", problems.len());
     Ok(ExitCode::SUCCESS)
 }
