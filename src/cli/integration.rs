@@ -1,17 +1,322 @@
-//! `retailcrm-sync integration ...`: not built yet.
+//! `retailcrm-sync integration add|list|set|remove`: manage integration rows from the shell.
+//! The API key is read from `--api-key-file` or stdin and never printed: `list` masks it.
+//! URLs must pass `config::validate_api_url`; mapping values must be platform statuses.
 
+use std::collections::HashMap;
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::{Context, bail};
+
 use super::Cli;
+use super::migrate::load_settings;
+use crate::config::validate_api_url;
+use crate::model::OrderStatus;
+use crate::secret::ApiKey;
+use crate::store::{Integration, IntegrationPatch, NewIntegration, Store};
 
 /// Subcommands of `integration`.
 #[derive(Debug, clap::Subcommand)]
 pub enum IntegrationCommand {
+    /// Create (or replace) a project's integration.
+    Add(AddArgs),
     /// List integrations (keys masked).
-    List,
+    List(ListArgs),
+    /// Change fields of an existing integration.
+    Set(SetArgs),
+    /// Delete a project's integration (synced orders and users stay).
+    Remove(RemoveArgs),
+}
+
+/// Arguments of `integration add`.
+#[derive(Debug, clap::Args)]
+pub struct AddArgs {
+    /// Loyalty project id.
+    #[arg(long)]
+    pub project_id: i64,
+    /// Project name (stored when the project row is created).
+    #[arg(long)]
+    pub project_name: Option<String>,
+    /// RetailCRM account URL (https; http only for loopback).
+    #[arg(long)]
+    pub api_url: String,
+    /// File holding the API key; without it the key is read from stdin.
+    #[arg(long, value_name = "FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// Minutes between scheduled syncs.
+    #[arg(long, default_value_t = 60)]
+    pub interval_minutes: i32,
+    /// Do not sync orders.
+    #[arg(long)]
+    pub no_orders: bool,
+    /// Do not sync customers.
+    #[arg(long)]
+    pub no_customers: bool,
+    /// Create it inactive.
+    #[arg(long)]
+    pub inactive: bool,
+    /// JSON object RetailCRM status code -> platform status, e.g. '{"paid":"CONFIRMED"}'.
+    #[arg(long, value_name = "JSON")]
+    pub status_mapping: Option<String>,
+}
+
+/// Arguments of `integration list`.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `integration set`.
+#[derive(Debug, clap::Args)]
+pub struct SetArgs {
+    /// Loyalty project id.
+    #[arg(long)]
+    pub project_id: i64,
+    /// New RetailCRM account URL.
+    #[arg(long)]
+    pub api_url: Option<String>,
+    /// Read a new API key from this file.
+    #[arg(long, value_name = "FILE", conflicts_with = "api_key_stdin")]
+    pub api_key_file: Option<PathBuf>,
+    /// Read a new API key from stdin.
+    #[arg(long)]
+    pub api_key_stdin: bool,
+    /// Activate or deactivate.
+    #[arg(long, value_name = "true|false")]
+    pub active: Option<bool>,
+    /// Sync orders or not.
+    #[arg(long, value_name = "true|false")]
+    pub orders: Option<bool>,
+    /// Sync customers or not.
+    #[arg(long, value_name = "true|false")]
+    pub customers: Option<bool>,
+    /// Minutes between scheduled syncs.
+    #[arg(long)]
+    pub interval_minutes: Option<i32>,
+    /// Replace the status mapping (JSON object code -> platform status).
+    #[arg(long, value_name = "JSON")]
+    pub status_mapping: Option<String>,
+}
+
+/// Arguments of `integration remove`.
+#[derive(Debug, clap::Args)]
+pub struct RemoveArgs {
+    /// Loyalty project id.
+    #[arg(long)]
+    pub project_id: i64,
 }
 
 /// Runs `integration`.
-pub fn execute(_cli: &Cli, _cmd: &IntegrationCommand) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`integration` is not implemented yet")
+pub fn execute(cli: &Cli, cmd: &IntegrationCommand) -> anyhow::Result<ExitCode> {
+    crate::telemetry::init_default();
+    let settings = match load_settings(cli) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    super::runtime()?.block_on(async {
+        let store = Store::connect(&settings.database).await?;
+        match cmd {
+            IntegrationCommand::Add(a) => add(&store, a).await,
+            IntegrationCommand::List(a) => list(&store, a).await,
+            IntegrationCommand::Set(a) => set(&store, a).await,
+            IntegrationCommand::Remove(a) => remove(&store, a).await,
+        }
+    })
+}
+
+async fn add(store: &Store, a: &AddArgs) -> anyhow::Result<ExitCode> {
+    let api_url = check_url(&a.api_url)?;
+    let status_mapping = match &a.status_mapping {
+        Some(json) => parse_mapping_arg(json)?,
+        None => HashMap::new(),
+    };
+    if a.interval_minutes <= 0 {
+        bail!("--interval-minutes must be positive");
+    }
+    let api_key = read_key(a.api_key_file.as_deref())?;
+    let saved = store
+        .upsert_integration(&NewIntegration {
+            project_id: a.project_id,
+            project_name: a.project_name.clone(),
+            api_url,
+            api_key,
+            is_active: !a.inactive,
+            sync_orders: !a.no_orders,
+            sync_customers: !a.no_customers,
+            sync_interval_minutes: a.interval_minutes,
+            status_mapping,
+        })
+        .await?;
+    println!(
+        "saved integration of project {} (key {})",
+        saved.project_id,
+        saved.api_key.masked()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list(store: &Store, a: &ListArgs) -> anyhow::Result<ExitCode> {
+    let all = store.list_integrations().await?;
+    if a.json {
+        let rows: Vec<serde_json::Value> = all.iter().map(to_json).collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if all.is_empty() {
+        println!("no integrations; add one with `retailcrm-sync integration add`");
+    }
+    for i in &all {
+        println!(
+            "project {} ({}): {} key {} {} orders={} customers={} every {} min, last sync {}",
+            i.project_id,
+            i.project_name.as_deref().unwrap_or("-"),
+            i.api_url,
+            i.api_key.masked(),
+            if i.is_active { "active" } else { "inactive" },
+            i.sync_orders,
+            i.sync_customers,
+            i.sync_interval_minutes,
+            i.last_sync_at
+                .map_or("never".to_string(), |t| t.to_rfc3339()),
+        );
+        for e in &i.status_mapping_errors {
+            println!("  warning: {e}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn to_json(i: &Integration) -> serde_json::Value {
+    let mut mapping: Vec<_> = i.status_mapping.iter().collect();
+    mapping.sort_by(|a, b| a.0.cmp(b.0));
+    serde_json::json!({
+        "project_id": i.project_id,
+        "project_name": i.project_name,
+        "api_url": i.api_url,
+        "api_key": i.api_key.masked(),
+        "is_active": i.is_active,
+        "sync_orders": i.sync_orders,
+        "sync_customers": i.sync_customers,
+        "sync_interval_minutes": i.sync_interval_minutes,
+        "status_mapping": mapping.into_iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
+        "status_mapping_errors": i.status_mapping_errors,
+        "last_sync_at": i.last_sync_at,
+        "updated_at": i.updated_at,
+    })
+}
+
+async fn set(store: &Store, a: &SetArgs) -> anyhow::Result<ExitCode> {
+    let api_key = if let Some(f) = &a.api_key_file {
+        Some(read_key(Some(f))?)
+    } else if a.api_key_stdin {
+        Some(read_key(None)?)
+    } else {
+        None
+    };
+    let patch = IntegrationPatch {
+        api_url: a.api_url.as_deref().map(check_url).transpose()?,
+        api_key,
+        is_active: a.active,
+        sync_orders: a.orders,
+        sync_customers: a.customers,
+        sync_interval_minutes: a.interval_minutes,
+        status_mapping: a
+            .status_mapping
+            .as_deref()
+            .map(parse_mapping_arg)
+            .transpose()?,
+    };
+    if patch == IntegrationPatch::default() {
+        bail!("nothing to change; pass at least one option (see --help)");
+    }
+    let saved = store.update_integration(a.project_id, &patch).await?;
+    println!("updated integration of project {}", saved.project_id);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn remove(store: &Store, a: &RemoveArgs) -> anyhow::Result<ExitCode> {
+    if store.remove_integration(a.project_id).await? {
+        println!("removed integration of project {}", a.project_id);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        bail!("project {} has no integration", a.project_id)
+    }
+}
+
+fn check_url(raw: &str) -> anyhow::Result<String> {
+    validate_api_url(raw)
+        .map(|u| u.as_str().trim_end_matches('/').to_string())
+        .map_err(|e| anyhow::anyhow!("--api-url: {e}"))
+}
+
+/// Parses `{"code": "STATUS", ...}`; every bad entry is listed.
+fn parse_mapping_arg(json: &str) -> anyhow::Result<HashMap<String, OrderStatus>> {
+    let value: serde_json::Value =
+        serde_json::from_str(json).context("--status-mapping is not valid JSON")?;
+    let (map, errors) = crate::store::integrations::parse_mapping(&value);
+    if !value.is_object() || !errors.is_empty() {
+        bail!(
+            "--status-mapping: {}",
+            if errors.is_empty() {
+                "expected a JSON object".to_string()
+            } else {
+                errors.join("; ")
+            }
+        );
+    }
+    Ok(map)
+}
+
+/// Reads the key from a file or stdin. On a terminal, echo is switched off while the key is
+/// typed, so it never appears on screen; the key is never printed back.
+fn read_key(file: Option<&Path>) -> anyhow::Result<ApiKey> {
+    let raw = match file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the API key file {}", path.display()))?,
+        None if std::io::stdin().is_terminal() => {
+            eprint!("API key (not shown): ");
+            let line =
+                read_line_without_echo().context("cannot read the API key from the terminal")?;
+            eprintln!();
+            line
+        }
+        None => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("cannot read the API key from stdin")?;
+            s
+        }
+    };
+    let key = ApiKey::new(raw);
+    if key.is_empty() {
+        bail!("the API key is empty; pass --api-key-file FILE or pipe the key on stdin");
+    }
+    Ok(key)
+}
+
+/// Reads one line from the stdin terminal with echo off, restoring the terminal afterwards.
+fn read_line_without_echo() -> std::io::Result<String> {
+    let fd = libc::STDIN_FILENO;
+    // SAFETY: termios is plain data; tcgetattr fills it for a valid fd or fails.
+    let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: `saved` is a valid, writable termios.
+    if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut quiet = saved;
+    quiet.c_lflag &= !libc::ECHO;
+    quiet.c_lflag |= libc::ECHONL;
+    // SAFETY: `quiet` is a termios obtained from tcgetattr with flags changed.
+    if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut line = String::new();
+    let result = std::io::stdin().read_line(&mut line);
+    // SAFETY: restores the settings read above.
+    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
+    result.map(|_| line)
 }

@@ -1,1 +1,122 @@
-//! Random Redis key prefix per test. (Filled in by the queue work.)
+//! Isolated Redis key prefix per test against the real Redis (never a mock): every test gets its
+//! own random prefix, so tests run in parallel without seeing each other's keys, and removes its
+//! keys at the end: hold a [`PrefixGuard`] (cleans up even when the test panics) or call
+//! [`cleanup`].
+
+use retailcrm_sync::clock::SharedClock;
+use retailcrm_sync::queue::{JobQueue, QueueOptions};
+
+/// Redis used by the tests: `RCSYNC_TEST_REDIS_URL`, else the local service.
+pub fn redis_url() -> String {
+    std::env::var("RCSYNC_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned())
+}
+
+/// A fresh, unique key prefix.
+pub fn test_prefix() -> String {
+    format!("rcsync-test-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Default queue options under a fresh prefix.
+pub fn test_options() -> QueueOptions {
+    QueueOptions {
+        key_prefix: test_prefix(),
+        ..QueueOptions::default()
+    }
+}
+
+/// A queue with default options under a fresh prefix.
+pub async fn test_queue(clock: SharedClock) -> JobQueue {
+    test_queue_with(test_options(), clock).await
+}
+
+/// A queue with the given options (use [`test_options`] as the base so the prefix is unique).
+pub async fn test_queue_with(opts: QueueOptions, clock: SharedClock) -> JobQueue {
+    JobQueue::connect(&redis_url(), opts, clock)
+        .await
+        .expect("Redis must be running for the queue tests (scripts/services.sh)")
+}
+
+/// Deletes every key under the queue's prefix.
+pub async fn cleanup(queue: &JobQueue) {
+    drop_prefix(&queue.options().key_prefix).await;
+}
+
+/// Deletes every key under `prefix`.
+pub async fn drop_prefix(prefix: &str) {
+    let client = redis::Client::open(redis_url()).expect("test Redis URL");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to test Redis");
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}:*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await
+            .expect("SCAN");
+        if !keys.is_empty() {
+            let _: i64 = redis::cmd("DEL")
+                .arg(&keys)
+                .query_async(&mut conn)
+                .await
+                .expect("DEL");
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+}
+
+/// Number of keys under `prefix` (to check cleanup and purge).
+pub async fn count_keys(prefix: &str) -> usize {
+    let client = redis::Client::open(redis_url()).expect("test Redis URL");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to test Redis");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    keys.len()
+}
+
+/// Deletes every key under a prefix when dropped, so a failing (panicking) test leaves nothing
+/// behind either. Uses a blocking connection because `Drop` cannot await.
+pub struct PrefixGuard {
+    prefix: String,
+}
+
+impl PrefixGuard {
+    /// Guards the queue's key prefix.
+    pub fn new(queue: &JobQueue) -> Self {
+        Self {
+            prefix: queue.options().key_prefix.clone(),
+        }
+    }
+}
+
+impl Drop for PrefixGuard {
+    fn drop(&mut self) {
+        let Ok(client) = redis::Client::open(redis_url()) else {
+            return;
+        };
+        let Ok(mut conn) = client.get_connection() else {
+            return;
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", self.prefix))
+            .query(&mut conn)
+            .unwrap_or_default();
+        for chunk in keys.chunks(1000) {
+            let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(chunk).query(&mut conn);
+        }
+    }
+}

@@ -1,0 +1,3 @@
+DROP TABLE IF EXISTS dead_records;
+DROP TABLE IF EXISTS sync_runs;
+DROP TABLE IF EXISTS sync_cursors;

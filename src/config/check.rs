@@ -1,0 +1,181 @@
+//! Semantic checks of loaded settings: values that have the right type but cannot work (page
+//! size 30, a socket directory that does not exist, a Redis URL that is not a URL, ...).
+
+use std::path::Path;
+
+use super::problem::ConfigProblem;
+use super::sections::Settings;
+use super::url::Url;
+
+/// Page sizes RetailCRM accepts for list calls.
+pub const PAGE_SIZES: [u32; 3] = [20, 50, 100];
+
+impl Settings {
+    /// Every semantic problem of these settings (errors and warnings); empty when all is well.
+    pub fn validate(&self) -> Vec<ConfigProblem> {
+        let mut out = Vec::new();
+        let p = &mut out;
+
+        check_url(
+            p,
+            "database.url",
+            &self.database.url,
+            &["postgres", "postgresql"],
+        );
+        at_least(p, "database.pool_size", self.database.pool_size.into(), 1);
+        at_least(
+            p,
+            "database.connect_timeout_secs",
+            self.database.connect_timeout_secs,
+            1,
+        );
+
+        check_url(
+            p,
+            "redis.url",
+            &self.redis.url,
+            &["redis", "rediss", "unix", "redis+unix"],
+        );
+        let prefix = &self.redis.key_prefix;
+        if prefix.is_empty() || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            p.push(ConfigProblem::error(
+                "redis.key_prefix",
+                format!("key prefix `{prefix}` is empty or contains spaces"),
+                "use a short name such as `retailcrm-sync`",
+            ));
+        }
+
+        check_socket(p, self);
+
+        let sync = &self.sync;
+        if !PAGE_SIZES.contains(&sync.page_size) {
+            p.push(ConfigProblem::error(
+                "sync.page_size",
+                format!("page size {} is not accepted by RetailCRM", sync.page_size),
+                "use 20, 50 or 100",
+            ));
+        }
+        at_least(
+            p,
+            "sync.default_interval_minutes",
+            sync.default_interval_minutes.into(),
+            1,
+        );
+        at_least(p, "sync.max_attempts", sync.max_attempts.into(), 1);
+        at_least(p, "sync.backoff_base_secs", sync.backoff_base_secs, 1);
+        at_least(p, "sync.request_timeout_secs", sync.request_timeout_secs, 1);
+        at_least(p, "sync.lease_secs", sync.lease_secs, 2);
+        at_least(p, "sync.max_stalls", sync.max_stalls.into(), 1);
+        at_least(
+            p,
+            "sync.rate_limit_budget_secs",
+            sync.rate_limit_budget_secs,
+            1,
+        );
+        if !(sync.requests_per_second.is_finite() && sync.requests_per_second > 0.0) {
+            p.push(ConfigProblem::error(
+                "sync.requests_per_second",
+                format!("{} is not a positive rate", sync.requests_per_second),
+                "use a positive number; RetailCRM allows 10 per second",
+            ));
+        }
+
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            p.push(ConfigProblem::error(
+                "log.level",
+                format!("`{}` is not a log level or filter ({e})", self.log.level),
+                "use trace, debug, info, warn or error (or a filter like `retailcrm_sync=debug`)",
+            ));
+        }
+
+        at_least(
+            p,
+            "daemon.reconcile_interval_secs",
+            self.daemon.reconcile_interval_secs,
+            1,
+        );
+        at_least(
+            p,
+            "daemon.restart_window_secs",
+            self.daemon.restart_window_secs,
+            1,
+        );
+        out
+    }
+}
+
+fn at_least(p: &mut Vec<ConfigProblem>, key: &str, value: u64, min: u64) {
+    if value < min {
+        p.push(ConfigProblem::error(
+            key,
+            format!("{value} is too small"),
+            format!("use {min} or more"),
+        ));
+    }
+}
+
+fn check_url(p: &mut Vec<ConfigProblem>, key: &str, raw: &str, schemes: &[&str]) {
+    match Url::parse(raw) {
+        Ok(u) if schemes.contains(&u.scheme()) => {}
+        Ok(u) => p.push(ConfigProblem::error(
+            key,
+            format!("URL scheme `{}` is not supported", u.scheme()),
+            format!("use one of: {}", schemes.join(", ")),
+        )),
+        Err(e) => p.push(ConfigProblem::error(
+            key,
+            format!("not a valid URL ({e})"),
+            format!("write it as {}://host:port/...", schemes[0]),
+        )),
+    }
+}
+
+fn check_socket(p: &mut Vec<ConfigProblem>, s: &Settings) {
+    if s.control.mode().is_none() {
+        p.push(ConfigProblem::error(
+            "control.socket_mode",
+            format!("`{}` is not an octal file mode", s.control.socket_mode),
+            "use an octal string such as \"0660\" or \"0600\"",
+        ));
+    }
+    let path = Path::new(&s.control.socket_path);
+    if !path.is_absolute() {
+        p.push(ConfigProblem::error(
+            "control.socket_path",
+            format!("`{}` is not an absolute path", path.display()),
+            "use an absolute path such as /run/retailcrm-sync/control.sock",
+        ));
+        return;
+    }
+    let Some(dir) = path.parent() else {
+        p.push(ConfigProblem::error(
+            "control.socket_path",
+            "the socket path has no directory",
+            "use a path such as /run/retailcrm-sync/control.sock",
+        ));
+        return;
+    };
+    if !dir.is_dir() {
+        p.push(ConfigProblem::warning(
+            "control.socket_path",
+            format!("directory {} does not exist", dir.display()),
+            "create it (systemd's RuntimeDirectory= does so for the service) or choose another path",
+        ));
+    } else if !writable(dir) {
+        p.push(ConfigProblem::warning(
+            "control.socket_path",
+            format!("directory {} is not writable by this user", dir.display()),
+            "run as the service user or choose a writable directory",
+        ));
+    }
+}
+
+/// Whether the current user may create files in `dir` (access(2) with W_OK|X_OK).
+fn writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call; access(2) only reads it.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+}

@@ -1,0 +1,271 @@
+//! The typed settings and their defaults. `config/retailcrm-sync.toml` documents the same keys
+//! with the same defaults; `tests/config_example.rs` fails if the two drift apart.
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the daemon and its commands read from the configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Postgres connection and pool.
+    pub database: DatabaseSettings,
+    /// Redis connection (job queue).
+    pub redis: RedisSettings,
+    /// Unix control socket.
+    pub control: ControlSettings,
+    /// Sync engine tuning.
+    pub sync: SyncSettings,
+    /// Graceful shutdown.
+    pub shutdown: ShutdownSettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// Supervisor behaviour.
+    pub daemon: DaemonSettings,
+}
+
+/// `[database]`: the loyalty platform's Postgres. `Debug` hides a password in the URL.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseSettings {
+    /// Connection URL (`postgres://user@host:port/db`).
+    pub url: String,
+    /// Maximum pooled connections.
+    pub pool_size: u32,
+    /// Seconds to wait for a connection before giving up.
+    pub connect_timeout_secs: u64,
+    /// Apply pending embedded migrations when the daemon starts.
+    pub run_migrations_on_start: bool,
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = match reqwest::Url::parse(&self.url) {
+            Ok(mut u) if u.password().is_some() => {
+                let _ = u.set_password(Some("****"));
+                u.to_string()
+            }
+            Ok(u) => u.to_string(),
+            Err(_) => "<unparsable>".to_string(),
+        };
+        f.debug_struct("DatabaseSettings")
+            .field("url", &url)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout_secs", &self.connect_timeout_secs)
+            .field("run_migrations_on_start", &self.run_migrations_on_start)
+            .finish()
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            url: "postgres://postgres@127.0.0.1:5432/test".to_string(),
+            pool_size: 16,
+            connect_timeout_secs: 10,
+            run_migrations_on_start: true,
+        }
+    }
+}
+
+/// `[redis]`: the job queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RedisSettings {
+    /// Connection URL (`redis://host:port[/db]`, `rediss://` for TLS).
+    pub url: String,
+    /// Prefix of every key the daemon writes, so several deployments can share one Redis.
+    pub key_prefix: String,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings {
+            url: "redis://127.0.0.1:6379".to_string(),
+            key_prefix: "retailcrm-sync".to_string(),
+        }
+    }
+}
+
+/// `[control]`: the Unix control socket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ControlSettings {
+    /// Path of the socket file; its directory must exist and be writable.
+    pub socket_path: String,
+    /// Octal file mode of the socket (`"0660"`: owner and group may connect).
+    pub socket_mode: String,
+}
+
+impl Default for ControlSettings {
+    fn default() -> Self {
+        ControlSettings {
+            socket_path: "/run/retailcrm-sync/control.sock".to_string(),
+            socket_mode: "0660".to_string(),
+        }
+    }
+}
+
+impl ControlSettings {
+    /// The socket mode as a number, if it is valid octal no larger than `0777`.
+    pub fn mode(&self) -> Option<u32> {
+        let s = self.socket_mode.trim();
+        let s = s.strip_prefix("0o").unwrap_or(s);
+        if s.is_empty() || s.len() > 4 {
+            return None;
+        }
+        u32::from_str_radix(s, 8).ok().filter(|m| *m <= 0o777)
+    }
+}
+
+/// `[sync]`: how the sync engine talks to RetailCRM and retries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SyncSettings {
+    /// Minutes between scheduled syncs for integrations that do not set their own interval.
+    pub default_interval_minutes: u32,
+    /// Page size for RetailCRM list calls; RetailCRM accepts only 20, 50 or 100.
+    pub page_size: u32,
+    /// Attempts per job before it is failed for good.
+    pub max_attempts: u32,
+    /// First retry delay in seconds; doubles each attempt (plus jitter).
+    pub backoff_base_secs: u64,
+    /// Timeout of one HTTP request to RetailCRM, in seconds.
+    pub request_timeout_secs: u64,
+    /// Requests per second per RetailCRM account (RetailCRM allows 10).
+    pub requests_per_second: f64,
+    /// Seconds a worker holds a job lease before it must renew it.
+    pub lease_secs: u64,
+    /// Times a job may lose its lease (worker died) before it is failed.
+    pub max_stalls: u32,
+    /// Seconds a job may spend waiting on RetailCRM rate limits (HTTP 429/503) before failing.
+    pub rate_limit_budget_secs: u64,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings {
+            default_interval_minutes: 60,
+            page_size: 100,
+            max_attempts: 3,
+            backoff_base_secs: 5,
+            request_timeout_secs: 30,
+            requests_per_second: 10.0,
+            lease_secs: 30,
+            max_stalls: 3,
+            rate_limit_budget_secs: 120,
+        }
+    }
+}
+
+/// `[shutdown]`: what happens on SIGTERM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ShutdownSettings {
+    /// Seconds running jobs get to finish before they are handed back to the queue.
+    pub grace_seconds: u64,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        ShutdownSettings { grace_seconds: 25 }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines for a terminal.
+    #[default]
+    Pretty,
+    /// One JSON object per line (journald, log shippers).
+    Json,
+}
+
+/// `[log]`: logging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogSettings {
+    /// Level or `tracing` filter directive (`info`, `retailcrm_sync=debug,info`); `RUST_LOG`
+    /// overrides it.
+    pub level: String,
+    /// `pretty` or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            level: "info".to_string(),
+            format: LogFormat::Pretty,
+        }
+    }
+}
+
+/// `[daemon]`: the supervisor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DaemonSettings {
+    /// Seconds between re-reads of the integrations table (new, changed, removed projects).
+    pub reconcile_interval_secs: u64,
+    /// Restarts of a crashed project actor allowed within `restart_window_secs`.
+    pub restart_max: u32,
+    /// Window for `restart_max`, in seconds.
+    pub restart_window_secs: u64,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        DaemonSettings {
+            reconcile_interval_secs: 60,
+            restart_max: 5,
+            restart_window_secs: 60,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_mode_is_octal_up_to_0777() {
+        let mode = |m: &str| {
+            ControlSettings {
+                socket_mode: m.to_string(),
+                ..ControlSettings::default()
+            }
+            .mode()
+        };
+        assert_eq!(mode("0660"), Some(0o660));
+        assert_eq!(mode("600"), Some(0o600));
+        assert_eq!(mode("0o640"), Some(0o640));
+        assert_eq!(mode("0999"), None);
+        assert_eq!(mode("1777"), None, "sticky/setuid bits are not allowed");
+        assert_eq!(mode(""), None);
+        assert_eq!(mode("rw-rw----"), None);
+    }
+
+    #[test]
+    fn database_password_never_prints() {
+        let db = DatabaseSettings {
+            url: "postgres://app:hunter2@db:5432/p".into(),
+            ..DatabaseSettings::default()
+        };
+        let shown = format!(
+            "{:?}",
+            Settings {
+                database: db,
+                ..Settings::default()
+            }
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("app:****@db"), "{shown}");
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let problems = Settings::default().validate();
+        assert!(problems.iter().all(|p| !p.is_error()), "{problems:?}");
+    }
+}

@@ -1,0 +1,195 @@
+//! Sync cursors (one per project and stream) and isolated "poison" records. The cursor is moved
+//! only inside a batch's transaction, by compare-and-set on `version`.
+
+use chrono::{DateTime, Utc};
+use diesel::QueryableByName;
+use diesel::sql_types::{Array, BigInt, Integer, Jsonb, Nullable, Text, Timestamptz};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError, op};
+use crate::model::Stream;
+
+/// Where a stream's sync stands. `Default` is "never synced" (version 0).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Last history record id applied (`filter[sinceId]` of the next walk).
+    pub since_id: Option<i64>,
+    /// During the first full listing: the next page to fetch; `None` outside it.
+    pub snapshot_page: Option<i32>,
+    /// Bumped by every commit; a commit must present the version it read.
+    pub version: i64,
+}
+
+/// One record that could not be applied; stored in `dead_records` with the batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoisonRecord {
+    /// The stream it came from.
+    pub stream: Stream,
+    /// RetailCRM id of the entity, when known.
+    pub entity_id: Option<i64>,
+    /// The record as received.
+    pub raw: serde_json::Value,
+    /// Why it was isolated.
+    pub reason: String,
+}
+
+/// A stored poison record.
+#[derive(Debug, Clone, PartialEq, QueryableByName, Serialize)]
+pub struct DeadRecord {
+    /// Row id.
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    /// Stream name (`orders`, `customers`).
+    #[diesel(sql_type = Text)]
+    pub stream: String,
+    /// RetailCRM id of the entity, when known.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub entity_id: Option<i64>,
+    /// The record as received.
+    #[diesel(sql_type = Jsonb)]
+    pub raw: serde_json::Value,
+    /// Why it was isolated.
+    #[diesel(sql_type = Text)]
+    pub reason: String,
+    /// When it was stored.
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(QueryableByName)]
+struct CursorRow {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    since_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    snapshot_page: Option<i32>,
+    #[diesel(sql_type = BigInt)]
+    version: i64,
+}
+
+impl Store {
+    /// The stored cursor of `(project_id, stream)`, or `Cursor::default()` when never synced.
+    pub async fn load_cursor(&self, project_id: i64, stream: Stream) -> Result<Cursor, StoreError> {
+        let mut conn = self.conn().await?;
+        let rows: Vec<CursorRow> = diesel::sql_query(
+            "SELECT since_id, snapshot_page, version FROM sync_cursors \
+             WHERE project_id = $1 AND stream = $2",
+        )
+        .bind::<BigInt, _>(project_id)
+        .bind::<Text, _>(stream.as_str())
+        .load(&mut conn)
+        .await
+        .map_err(op("load cursor"))?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .map(|r| Cursor {
+                since_id: r.since_id,
+                snapshot_page: r.snapshot_page,
+                version: r.version,
+            })
+            .unwrap_or_default())
+    }
+
+    /// The newest isolated records of a project.
+    pub async fn dead_records(
+        &self,
+        project_id: i64,
+        limit: i64,
+    ) -> Result<Vec<DeadRecord>, StoreError> {
+        let mut conn = self.conn().await?;
+        diesel::sql_query(
+            "SELECT id, stream, entity_id, raw, reason, created_at FROM dead_records \
+             WHERE project_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+        )
+        .bind::<BigInt, _>(project_id)
+        .bind::<BigInt, _>(limit.max(0))
+        .load(&mut conn)
+        .await
+        .map_err(op("list dead records"))
+    }
+}
+
+/// Moves the cursor from `expected` to `next` (inside the caller's transaction) and returns the
+/// stored cursor. Runs first in a batch: the row lock it takes makes a concurrent commit of the
+/// same stream wait, then fail with [`StoreError::CursorConflict`].
+pub(crate) async fn compare_and_set(
+    conn: &mut AsyncPgConnection,
+    project_id: i64,
+    stream: Stream,
+    expected: &Cursor,
+    next: &Cursor,
+) -> Result<Cursor, StoreError> {
+    let rows: Vec<CursorRow> = if expected.version == 0 {
+        diesel::sql_query(
+            "INSERT INTO sync_cursors (project_id, stream, since_id, snapshot_page, version) \
+             VALUES ($1, $2, $3, $4, 1) ON CONFLICT (project_id, stream) DO NOTHING \
+             RETURNING since_id, snapshot_page, version",
+        )
+        .bind::<BigInt, _>(project_id)
+        .bind::<Text, _>(stream.as_str())
+        .bind::<Nullable<BigInt>, _>(next.since_id)
+        .bind::<Nullable<Integer>, _>(next.snapshot_page)
+        .load(conn)
+        .await
+        .map_err(op("insert cursor"))?
+    } else {
+        diesel::sql_query(
+            "UPDATE sync_cursors SET since_id = $3, snapshot_page = $4, version = version + 1, \
+             updated_at = now() WHERE project_id = $1 AND stream = $2 AND version = $5 \
+             RETURNING since_id, snapshot_page, version",
+        )
+        .bind::<BigInt, _>(project_id)
+        .bind::<Text, _>(stream.as_str())
+        .bind::<Nullable<BigInt>, _>(next.since_id)
+        .bind::<Nullable<Integer>, _>(next.snapshot_page)
+        .bind::<BigInt, _>(expected.version)
+        .load(conn)
+        .await
+        .map_err(op("advance cursor"))?
+    };
+    match rows.into_iter().next() {
+        Some(r) => Ok(Cursor {
+            since_id: r.since_id,
+            snapshot_page: r.snapshot_page,
+            version: r.version,
+        }),
+        None => Err(StoreError::CursorConflict {
+            project_id,
+            stream,
+            expected: expected.version,
+        }),
+    }
+}
+
+/// Stores poison records in one statement (inside the caller's transaction).
+pub(crate) async fn insert_poison(
+    conn: &mut AsyncPgConnection,
+    project_id: i64,
+    poison: &[PoisonRecord],
+) -> Result<(), StoreError> {
+    if poison.is_empty() {
+        return Ok(());
+    }
+    let streams: Vec<&str> = poison.iter().map(|p| p.stream.as_str()).collect();
+    let ids: Vec<Option<i64>> = poison.iter().map(|p| p.entity_id).collect();
+    let raws: Vec<serde_json::Value> = poison.iter().map(|p| super::scrub::json(&p.raw)).collect();
+    let reasons: Vec<String> = poison
+        .iter()
+        .map(|p| super::scrub::text(&p.reason).into_owned())
+        .collect();
+    diesel::sql_query(
+        "INSERT INTO dead_records (project_id, stream, entity_id, raw, reason) \
+         SELECT $1, s, e, r, why FROM UNNEST($2::text[], $3::bigint[], $4::jsonb[], $5::text[]) \
+         AS t(s, e, r, why)",
+    )
+    .bind::<BigInt, _>(project_id)
+    .bind::<Array<Text>, _>(streams)
+    .bind::<Array<Nullable<BigInt>>, _>(ids)
+    .bind::<Array<Jsonb>, _>(raws)
+    .bind::<Array<Text>, _>(reasons)
+    .execute(conn)
+    .await
+    .map_err(op("insert dead records"))?;
+    Ok(())
+}

@@ -1,0 +1,321 @@
+//! Integration rows (`retailcrm_integrations`, one per loyalty project): read by the supervisor,
+//! written by the platform's UI or by `retailcrm-sync integration ...`.
+//!
+//! A row is data from outside: a `status_mapping` value that is not a platform status is not
+//! fatal; it is left out of the mapping and reported in [`Integration::status_mapping_errors`].
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Bool, Integer, Jsonb, Nullable, Text, Timestamptz};
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+use super::{Store, StoreError, op};
+use crate::model::OrderStatus;
+use crate::secret::ApiKey;
+
+/// One project's RetailCRM integration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Integration {
+    /// Loyalty project id.
+    pub project_id: i64,
+    /// Project name from `projects`, when known.
+    pub project_name: Option<String>,
+    /// RetailCRM account URL.
+    pub api_url: String,
+    /// RetailCRM API key (redacting `Debug`).
+    pub api_key: ApiKey,
+    /// Whether the daemon syncs this project.
+    pub is_active: bool,
+    /// Whether orders are synced.
+    pub sync_orders: bool,
+    /// Whether customers are synced.
+    pub sync_customers: bool,
+    /// Minutes between scheduled syncs.
+    pub sync_interval_minutes: i32,
+    /// Valid entries of `status_mapping` (RetailCRM code -> platform status).
+    pub status_mapping: HashMap<String, OrderStatus>,
+    /// Entries of `status_mapping` that were left out, with the reason.
+    pub status_mapping_errors: Vec<String>,
+    /// Last successful sync.
+    pub last_sync_at: Option<DateTime<Utc>>,
+    /// Last change of the row (the supervisor restarts a project when it moves).
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A new integration (or a full replacement of an existing one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewIntegration {
+    /// Loyalty project id (the `projects` row is created when absent).
+    pub project_id: i64,
+    /// Project name to store when the project row is created or has no name.
+    pub project_name: Option<String>,
+    /// RetailCRM account URL (check it with `config::validate_api_url`).
+    pub api_url: String,
+    /// RetailCRM API key.
+    pub api_key: ApiKey,
+    /// Whether the daemon syncs this project.
+    pub is_active: bool,
+    /// Whether orders are synced.
+    pub sync_orders: bool,
+    /// Whether customers are synced.
+    pub sync_customers: bool,
+    /// Minutes between scheduled syncs (> 0).
+    pub sync_interval_minutes: i32,
+    /// RetailCRM status code -> platform status.
+    pub status_mapping: HashMap<String, OrderStatus>,
+}
+
+/// Changes to an integration; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IntegrationPatch {
+    /// New URL.
+    pub api_url: Option<String>,
+    /// New key.
+    pub api_key: Option<ApiKey>,
+    /// New active flag.
+    pub is_active: Option<bool>,
+    /// New orders flag.
+    pub sync_orders: Option<bool>,
+    /// New customers flag.
+    pub sync_customers: Option<bool>,
+    /// New interval.
+    pub sync_interval_minutes: Option<i32>,
+    /// New mapping (replaces the old one).
+    pub status_mapping: Option<HashMap<String, OrderStatus>>,
+}
+
+#[derive(QueryableByName)]
+struct Row {
+    #[diesel(sql_type = BigInt)]
+    project_id: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    project_name: Option<String>,
+    #[diesel(sql_type = Text)]
+    api_url: String,
+    #[diesel(sql_type = Text)]
+    api_key: String,
+    #[diesel(sql_type = Bool)]
+    is_active: bool,
+    #[diesel(sql_type = Bool)]
+    sync_orders: bool,
+    #[diesel(sql_type = Bool)]
+    sync_customers: bool,
+    #[diesel(sql_type = Integer)]
+    sync_interval_minutes: i32,
+    #[diesel(sql_type = Jsonb)]
+    status_mapping: serde_json::Value,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    last_sync_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Timestamptz)]
+    updated_at: DateTime<Utc>,
+}
+
+impl From<Row> for Integration {
+    fn from(r: Row) -> Self {
+        let (status_mapping, status_mapping_errors) = parse_mapping(&r.status_mapping);
+        Integration {
+            project_id: r.project_id,
+            project_name: r.project_name,
+            api_url: r.api_url,
+            api_key: ApiKey::new(r.api_key),
+            is_active: r.is_active,
+            sync_orders: r.sync_orders,
+            sync_customers: r.sync_customers,
+            sync_interval_minutes: r.sync_interval_minutes,
+            status_mapping,
+            status_mapping_errors,
+            last_sync_at: r.last_sync_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// Splits a stored mapping into valid entries and the reasons the others were left out.
+pub fn parse_mapping(value: &serde_json::Value) -> (HashMap<String, OrderStatus>, Vec<String>) {
+    let mut map = HashMap::new();
+    let mut errors = Vec::new();
+    match value {
+        serde_json::Value::Object(obj) => {
+            for (code, v) in obj {
+                match v.as_str().map(str::parse::<OrderStatus>) {
+                    Some(Ok(status)) => {
+                        map.insert(code.clone(), status);
+                    }
+                    Some(Err(e)) => errors.push(format!("status_mapping.{code}: {e}")),
+                    None => errors.push(format!("status_mapping.{code}: {v} is not a string")),
+                }
+            }
+        }
+        serde_json::Value::Null => {}
+        other => errors.push(format!(
+            "status_mapping is {other}, not an object of code -> status; it is ignored"
+        )),
+    }
+    (map, errors)
+}
+
+fn mapping_json(map: &HashMap<String, OrderStatus>) -> serde_json::Value {
+    serde_json::Value::Object(
+        map.iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.as_str().to_string())))
+            .collect(),
+    )
+}
+
+const SELECT: &str = "SELECT i.project_id, p.name AS project_name, i.api_url, i.api_key, \
+     i.is_active, i.sync_orders, i.sync_customers, i.sync_interval_minutes, i.status_mapping, \
+     i.last_sync_at, i.updated_at \
+     FROM retailcrm_integrations i LEFT JOIN projects p ON p.id = i.project_id";
+
+impl Store {
+    /// Every integration, ordered by project.
+    pub async fn list_integrations(&self) -> Result<Vec<Integration>, StoreError> {
+        self.query_integrations(&format!("{SELECT} ORDER BY i.project_id"), None)
+            .await
+    }
+
+    /// Integrations with `is_active`, ordered by project (what the supervisor runs).
+    pub async fn list_active_integrations(&self) -> Result<Vec<Integration>, StoreError> {
+        self.query_integrations(
+            &format!("{SELECT} WHERE i.is_active ORDER BY i.project_id"),
+            None,
+        )
+        .await
+    }
+
+    /// One project's integration, if any.
+    pub async fn get_integration(
+        &self,
+        project_id: i64,
+    ) -> Result<Option<Integration>, StoreError> {
+        Ok(self
+            .query_integrations(
+                &format!("{SELECT} WHERE i.project_id = $1"),
+                Some(project_id),
+            )
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn query_integrations(
+        &self,
+        sql: &str,
+        project_id: Option<i64>,
+    ) -> Result<Vec<Integration>, StoreError> {
+        let mut conn = self.conn().await?;
+        let rows: Vec<Row> = match project_id {
+            Some(id) => {
+                diesel::sql_query(sql)
+                    .bind::<BigInt, _>(id)
+                    .load(&mut conn)
+                    .await
+            }
+            None => diesel::sql_query(sql).load(&mut conn).await,
+        }
+        .map_err(op("read integrations"))?;
+        Ok(rows.into_iter().map(Integration::from).collect())
+    }
+
+    /// Creates the integration (and the project row when absent), or replaces it.
+    pub async fn upsert_integration(
+        &self,
+        new: &NewIntegration,
+    ) -> Result<Integration, StoreError> {
+        if new.sync_interval_minutes <= 0 {
+            return Err(StoreError::Invalid(format!(
+                "sync interval {} minutes must be positive",
+                new.sync_interval_minutes
+            )));
+        }
+        let mut conn = self.conn().await?;
+        conn.transaction(async |c| {
+            diesel::sql_query(
+                "INSERT INTO projects (id, name) VALUES ($1, $2) \
+                 ON CONFLICT (id) DO UPDATE SET name = COALESCE(projects.name, EXCLUDED.name)",
+            )
+            .bind::<BigInt, _>(new.project_id)
+            .bind::<Nullable<Text>, _>(new.project_name.as_deref())
+            .execute(c)
+            .await
+            .map_err(op("upsert project"))?;
+            diesel::sql_query(
+                "INSERT INTO retailcrm_integrations (project_id, api_url, api_key, is_active, \
+                 sync_orders, sync_customers, sync_interval_minutes, status_mapping) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (project_id) DO UPDATE SET api_url = EXCLUDED.api_url, \
+                 api_key = EXCLUDED.api_key, is_active = EXCLUDED.is_active, \
+                 sync_orders = EXCLUDED.sync_orders, sync_customers = EXCLUDED.sync_customers, \
+                 sync_interval_minutes = EXCLUDED.sync_interval_minutes, \
+                 status_mapping = EXCLUDED.status_mapping, updated_at = now()",
+            )
+            .bind::<BigInt, _>(new.project_id)
+            .bind::<Text, _>(&new.api_url)
+            .bind::<Text, _>(new.api_key.expose())
+            .bind::<Bool, _>(new.is_active)
+            .bind::<Bool, _>(new.sync_orders)
+            .bind::<Bool, _>(new.sync_customers)
+            .bind::<Integer, _>(new.sync_interval_minutes)
+            .bind::<Jsonb, _>(mapping_json(&new.status_mapping))
+            .execute(c)
+            .await
+            .map_err(op("upsert integration"))?;
+            Ok::<_, StoreError>(())
+        })
+        .await?;
+        self.get_integration(new.project_id)
+            .await?
+            .ok_or(StoreError::IntegrationNotFound(new.project_id))
+    }
+
+    /// Applies a patch; `IntegrationNotFound` when the project has no integration.
+    pub async fn update_integration(
+        &self,
+        project_id: i64,
+        patch: &IntegrationPatch,
+    ) -> Result<Integration, StoreError> {
+        if patch.sync_interval_minutes.is_some_and(|m| m <= 0) {
+            return Err(StoreError::Invalid("sync interval must be positive".into()));
+        }
+        let mut conn = self.conn().await?;
+        let n = diesel::sql_query(
+            "UPDATE retailcrm_integrations SET api_url = COALESCE($2, api_url), \
+             api_key = COALESCE($3, api_key), is_active = COALESCE($4, is_active), \
+             sync_orders = COALESCE($5, sync_orders), \
+             sync_customers = COALESCE($6, sync_customers), \
+             sync_interval_minutes = COALESCE($7, sync_interval_minutes), \
+             status_mapping = COALESCE($8, status_mapping), updated_at = now() \
+             WHERE project_id = $1",
+        )
+        .bind::<BigInt, _>(project_id)
+        .bind::<Nullable<Text>, _>(patch.api_url.as_deref())
+        .bind::<Nullable<Text>, _>(patch.api_key.as_ref().map(ApiKey::expose))
+        .bind::<Nullable<Bool>, _>(patch.is_active)
+        .bind::<Nullable<Bool>, _>(patch.sync_orders)
+        .bind::<Nullable<Bool>, _>(patch.sync_customers)
+        .bind::<Nullable<Integer>, _>(patch.sync_interval_minutes)
+        .bind::<Nullable<Jsonb>, _>(patch.status_mapping.as_ref().map(mapping_json))
+        .execute(&mut conn)
+        .await
+        .map_err(op("update integration"))?;
+        if n == 0 {
+            return Err(StoreError::IntegrationNotFound(project_id));
+        }
+        self.get_integration(project_id)
+            .await?
+            .ok_or(StoreError::IntegrationNotFound(project_id))
+    }
+
+    /// Deletes a project's integration (synced rows and history stay); false when absent.
+    pub async fn remove_integration(&self, project_id: i64) -> Result<bool, StoreError> {
+        let mut conn = self.conn().await?;
+        let n = diesel::sql_query("DELETE FROM retailcrm_integrations WHERE project_id = $1")
+            .bind::<BigInt, _>(project_id)
+            .execute(&mut conn)
+            .await
+            .map_err(op("remove integration"))?;
+        Ok(n > 0)
+    }
+}

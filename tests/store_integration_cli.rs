@@ -1,0 +1,190 @@
+//! `retailcrm-sync integration ...` end to end against a real Postgres: the key goes in through
+//! stdin or a file and never comes out; bad URLs and mappings are refused.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use common::pg::TestDb;
+
+const KEY: &str = "TopSecretKey-0123456789";
+
+fn run(db: &TestDb, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_retailcrm-sync"))
+        .args(args)
+        .env("RETAILCRM_SYNC__DATABASE__URL", &db.url)
+        .env_remove("RETAILCRM_SYNC_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[tokio::test]
+async fn add_list_set_remove() {
+    let db = TestDb::new().await;
+    let add = run(
+        &db,
+        &[
+            "integration",
+            "add",
+            "--project-id",
+            "5",
+            "--project-name",
+            "Shop",
+            "--api-url",
+            "https://shop.retailcrm.ru/",
+            "--status-mapping",
+            r#"{"paid":"confirmed"}"#,
+        ],
+        &format!("{KEY}\n"),
+    );
+    assert!(add.status.success(), "{}", text(&add));
+    assert!(!text(&add).contains(KEY));
+
+    let keyfile = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(keyfile.path(), "OtherSecretKey-987654321\n").unwrap();
+    let add2 = run(
+        &db,
+        &[
+            "integration",
+            "add",
+            "--project-id",
+            "6",
+            "--api-url",
+            "http://127.0.0.1:8080",
+            "--api-key-file",
+            keyfile.path().to_str().unwrap(),
+            "--inactive",
+            "--no-customers",
+        ],
+        "",
+    );
+    assert!(add2.status.success(), "{}", text(&add2));
+
+    let list = run(&db, &["integration", "list", "--json"], "");
+    assert!(list.status.success(), "{}", text(&list));
+    let out = text(&list);
+    assert!(
+        !out.contains(KEY) && !out.contains("OtherSecretKey"),
+        "{out}"
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(rows[0]["project_id"], 5);
+    assert_eq!(rows[0]["api_url"], "https://shop.retailcrm.ru");
+    assert_eq!(rows[0]["api_key"], "****6789");
+    assert_eq!(rows[0]["status_mapping"]["paid"], "CONFIRMED");
+    assert_eq!(
+        (
+            rows[1]["is_active"].as_bool(),
+            rows[1]["sync_customers"].as_bool()
+        ),
+        (Some(false), Some(false))
+    );
+
+    let set = run(
+        &db,
+        &[
+            "integration",
+            "set",
+            "--project-id",
+            "6",
+            "--active",
+            "true",
+            "--interval-minutes",
+            "10",
+        ],
+        "",
+    );
+    assert!(set.status.success(), "{}", text(&set));
+    let store = db.store().await;
+    let six = store.get_integration(6).await.unwrap().unwrap();
+    assert!(six.is_active);
+    assert_eq!(six.sync_interval_minutes, 10);
+    assert_eq!(six.api_key.expose(), "OtherSecretKey-987654321");
+
+    let set_key = run(
+        &db,
+        &["integration", "set", "--project-id", "6", "--api-key-stdin"],
+        "NewKey-abcdefghijklmnop\n",
+    );
+    assert!(set_key.status.success(), "{}", text(&set_key));
+    assert_eq!(
+        store
+            .get_integration(6)
+            .await
+            .unwrap()
+            .unwrap()
+            .api_key
+            .expose(),
+        "NewKey-abcdefghijklmnop"
+    );
+
+    for bad in [
+        vec![
+            "integration",
+            "add",
+            "--project-id",
+            "7",
+            "--api-url",
+            "http://shop.retailcrm.ru",
+        ],
+        vec![
+            "integration",
+            "add",
+            "--project-id",
+            "7",
+            "--api-url",
+            "https://a.ru",
+            "--status-mapping",
+            r#"{"x":"SENT"}"#,
+        ],
+        vec![
+            "integration",
+            "set",
+            "--project-id",
+            "99",
+            "--active",
+            "false",
+        ],
+        vec!["integration", "remove", "--project-id", "99"],
+    ] {
+        let o = run(&db, &bad, "SomeKeyThatIsLongEnough\n");
+        assert!(!o.status.success(), "{bad:?} should fail: {}", text(&o));
+    }
+    assert!(store.get_integration(7).await.unwrap().is_none());
+    let empty_key = run(
+        &db,
+        &[
+            "integration",
+            "add",
+            "--project-id",
+            "8",
+            "--api-url",
+            "https://a.ru",
+        ],
+        "  \n",
+    );
+    assert!(!empty_key.status.success());
+
+    let rm = run(&db, &["integration", "remove", "--project-id", "5"], "");
+    assert!(rm.status.success(), "{}", text(&rm));
+    assert_eq!(store.list_integrations().await.unwrap().len(), 1);
+}
