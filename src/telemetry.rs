@@ -18,12 +18,49 @@ pub fn init(settings: &LogSettings) -> bool {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match settings.format {
-        LogFormat::Pretty => builder.try_init().is_ok(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .try_init()
-            .is_ok(),
+        LogFormat::Pretty => {
+            let builder = builder.with_filter_reloading();
+            let handle = builder.reload_handle();
+            let installed = builder.try_init().is_ok();
+            if installed {
+                remember(move |f| handle.reload(f).map_err(|e| e.to_string()));
+            }
+            installed
+        }
+        LogFormat::Json => {
+            let builder = builder
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_filter_reloading();
+            let handle = builder.reload_handle();
+            let installed = builder.try_init().is_ok();
+            if installed {
+                remember(move |f| handle.reload(f).map_err(|e| e.to_string()));
+            }
+            installed
+        }
+    }
+}
+
+type Reloader = Box<dyn Fn(tracing_subscriber::EnvFilter) -> Result<(), String> + Send + Sync>;
+
+static RELOADER: std::sync::OnceLock<Reloader> = std::sync::OnceLock::new();
+
+fn remember(f: impl Fn(tracing_subscriber::EnvFilter) -> Result<(), String> + Send + Sync + 'static) {
+    let _ = RELOADER.set(Box::new(f));
+}
+
+/// Changes the log level or filter of the running process (SIGHUP reload). `RUST_LOG`, when
+/// set, still wins: the operator asked for it explicitly.
+pub fn set_level(level: &str) -> Result<(), String> {
+    if std::env::var_os("RUST_LOG").is_some() {
+        return Ok(());
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .map_err(|e| format!("`{level}` is not a log level or filter: {e}"))?;
+    match RELOADER.get() {
+        Some(reload) => reload(filter),
+        None => Err("logging was not initialised by this process".into()),
     }
 }

@@ -22,7 +22,7 @@ pub fn execute(cli: &Cli, _args: &RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EX_CONFIG));
         }
     };
-    crate::telemetry::init(&settings.log)?;
+    crate::telemetry::init(&settings.log);
     let system = actix::System::with_tokio_rt(|| {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -66,6 +66,7 @@ impl Settings {
         at_least(p, "sync.request_timeout_secs", sync.request_timeout_secs, 1);
         at_least(p, "sync.lease_secs", sync.lease_secs, 2);
         at_least(p, "sync.max_stalls", sync.max_stalls.into(), 1);
+        at_least(p, "sync.minute_secs", sync.minute_secs, 1);
         at_least(
             p,
             "sync.rate_limit_budget_secs",

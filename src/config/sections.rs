@@ -139,6 +139,9 @@ pub struct SyncSettings {
     pub max_stalls: u32,
     /// Seconds a job may spend waiting on RetailCRM rate limits (HTTP 429/503) before failing.
     pub rate_limit_budget_secs: u64,
+    /// Seconds in one minute of `sync_interval_minutes`. Always 60 in production; tests and
+    /// demos shorten it to see periodic syncs fire without waiting for minutes.
+    pub minute_secs: u64,
 }
 
 impl Default for SyncSettings {
@@ -153,6 +156,7 @@ impl Default for SyncSettings {
             lease_secs: 30,
             max_stalls: 3,
             rate_limit_budget_secs: 120,
+            minute_secs: 60,
         }
     }
 }

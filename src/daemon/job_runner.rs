@@ -218,13 +218,13 @@ async fn settle(
                 Some(FailOutcome::Dead) => JobOutcome::Dead,
             };
             deps.board.update(project_id, |p| {
-                p.last_error = Some(LiveError { at: now, message: message.clone(), permanent });
+                p.last_error = Some(LiveError { at: now, message: message.to_string(), permanent });
                 p.last_finished = Some(FinishedJob {
                     job_id: lease.job.id.clone(),
                     kind: lease.job.kind.to_string(),
                     finished_at: now,
                     outcome: finished_outcome,
-                    message: Some(message.clone()),
+                    message: Some(message.to_string()),
                 });
             });
             match outcome {

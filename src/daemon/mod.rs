@@ -1,9 +1,21 @@
-//! The long-running daemon (`retailcrm-sync run`).
+//! The long-running daemon (`retailcrm-sync run`): actors, lifecycle and process plumbing.
 //!
-//! For now this holds the process-level plumbing the supervisor builds on:
-//! - [`signals`]: SIGHUP / SIGTERM / SIGINT turned into one [`signals::Signal`] enum on a
-//!   channel, so signals and control commands are handled in one place;
+//! - [`lifecycle`]: start-up (wait for Postgres/Redis, migrate, bind the socket), READY, exit;
+//! - [`supervisor`]: the root actor; one place for every control call, signal and reconcile;
+//! - [`project`]: one actor per active integration, owning its client, scheduler and sync actor;
+//! - [`scheduler`]: periodic `sync_all` per project, never piling jobs up;
+//! - [`sync_actor`]: takes a project's jobs from Redis one at a time;
+//! - [`job_runner`]: runs one leased job on the tokio pool (lease renewal, settle, panics);
+//! - [`board`]: live per-project state for `status`;
+//! - [`signals`]: SIGHUP / SIGTERM / SIGINT turned into one [`signals::Signal`] enum;
 //! - [`notify`]: the systemd `sd_notify` protocol (READY, RELOADING, STOPPING, STATUS, watchdog).
 
+pub mod board;
+pub mod job_runner;
+pub mod lifecycle;
 pub mod notify;
+pub mod project;
+pub mod scheduler;
 pub mod signals;
+pub mod supervisor;
+pub mod sync_actor;

@@ -100,7 +100,7 @@ impl ProjectActor {
         let minutes = if self.integration.sync_interval_minutes > 0 {
             self.integration.sync_interval_minutes as u64
         } else {
-            self.deps.settings.sync.default_interval_minutes
+            u64::from(self.deps.settings.sync.default_interval_minutes)
         };
         Duration::from_secs(minutes.max(1) * self.deps.settings.sync.minute_secs.max(1))
     }
