@@ -203,6 +203,7 @@ impl Engine {
         let settings = self.client.settings().await?;
         let statuses = self.client.statuses().await?;
         Ok(MappingContext {
+            default_currency: settings.default_currency,
             timezone: settings.timezone,
             status_mapping: self.integration.status_mapping.clone(),
             status_groups: statuses
@@ -477,7 +478,7 @@ impl Engine {
         stream: Stream,
         page: u32,
         ctx: Option<&MappingContext>,
-    ) -> Result<(Batch, crate::crm::Pagination), SyncError> {
+    ) -> Result<(Batch, crate::crm::types::Pagination), SyncError> {
         match stream {
             Stream::Orders => {
                 let p = self.client.orders_page(page, self.page_size).await?;
@@ -577,9 +578,9 @@ impl Engine {
                     .map(|d| match d {
                         Decoded::Ok(r) => HistoryEntry {
                             id: Some(r.id),
-                            entity: r.order.as_ref().map(|o| o.id),
+                            entity: r.order_id(),
                             deleted: r.deleted,
-                            also: r.combined_to_id(),
+                            also: r.combined_to.as_ref().and_then(|c| c.id),
                             poison: None,
                         },
                         Decoded::Poison(p) => HistoryEntry::from_poison(p, "order"),
@@ -595,9 +596,9 @@ impl Engine {
                     .map(|d| match d {
                         Decoded::Ok(r) => HistoryEntry {
                             id: Some(r.id),
-                            entity: r.customer.as_ref().map(|c| c.id),
+                            entity: r.customer_id(),
                             deleted: r.deleted,
-                            also: r.combined_to_id(),
+                            also: r.combined_to.as_ref().and_then(|c| c.id),
                             poison: None,
                         },
                         Decoded::Poison(p) => HistoryEntry::from_poison(p, "customer"),

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use chrono_tz::Tz;
 
+use crate::crm::parse_crm_datetime;
 use crate::crm::types::{Customer, Order};
 use crate::model::{
     map_status, normalize_email, normalize_phone, CustomerRecord, OrderContact, OrderRecord,
@@ -22,6 +23,8 @@ pub struct MappingContext {
     pub status_mapping: HashMap<String, OrderStatus>,
     /// Status code -> group code, from `/api/v5/reference/statuses`.
     pub status_groups: HashMap<String, String>,
+    /// The account's currency, for orders that do not name theirs.
+    pub default_currency: Option<String>,
 }
 
 fn clean(s: Option<&str>) -> Option<String> {
@@ -48,13 +51,10 @@ pub fn map_customer(c: &Customer) -> Result<CustomerRecord, String> {
 pub fn map_order(o: &Order, ctx: &MappingContext) -> Result<(OrderRecord, bool), String> {
     let number = clean(o.number.as_deref()).ok_or("order has no `number`")?;
     let status_code = clean(o.status.as_deref()).ok_or("order has no `status`")?;
-    let total = o
-        .total_summ
-        .clone()
-        .ok_or("order has no `totalSumm`")?;
+    let total = o.total_summ.clone();
     let ordered_at = match o.created_at.as_deref() {
         Some(raw) => Some(
-            crate::crm::types::parse_datetime(raw, ctx.timezone)
+            parse_crm_datetime(raw, ctx.timezone)
                 .ok_or_else(|| format!("order `createdAt` {raw:?} is not `Y-m-d H:i:s`"))?,
         ),
         None => None,
@@ -89,7 +89,7 @@ pub fn map_order(o: &Order, ctx: &MappingContext) -> Result<(OrderRecord, bool),
             status,
             retailcrm_status: status_code,
             total_amount: total,
-            currency: clean(o.currency.as_deref()),
+            currency: clean(o.currency.as_deref()).or_else(|| ctx.default_currency.clone()),
             ordered_at,
             contact,
         },
