@@ -537,23 +537,8 @@ impl CrmClient {
             (None, Some(p)) => q.push(("page".into(), p.max(1).to_string())),
             (None, None) => {}
         }
-        self.read_with_retries(path, q, |status, body| {
-            let env: ListEnvelope = parse_envelope(path, status, body)?;
-            if !env.success {
-                return Err(None);
-            }
-            let generated_at = env.generated_at.clone();
-            let pagination = env.pagination;
-            let raws = env
-                .history
-                .ok_or_else(|| Some(decode_err(path, status, "no `history` in the response")))?;
-            Ok(HistoryPage {
-                items: decode_items(&raws.0),
-                pagination,
-                generated_at,
-            })
-        })
-        .await
+        self.read_with_retries(path, q, |status, body| decode_history(path, status, body))
+            .await
     }
 
     async fn list<T, F>(&self, path: &str, query: Vec<(String, String)>, pick: F) -> Result<Page<T>, CrmError>
@@ -561,19 +546,8 @@ impl CrmClient {
         T: DeserializeOwned,
         F: for<'a> Fn(ListEnvelope<'a>) -> Option<RawItems<'a>>,
     {
-        self.read_with_retries(path, query, |status, body| {
-            let env: ListEnvelope = parse_envelope(path, status, body)?;
-            if !env.success {
-                return Err(None);
-            }
-            let pagination = env.pagination;
-            let raws = pick(env).ok_or_else(|| Some(decode_err(path, status, "the list is missing from the response")))?;
-            Ok(Page {
-                items: decode_items(&raws.0),
-                pagination,
-            })
-        })
-        .await
+        self.read_with_retries(path, query, |status, body| decode_list(path, status, body, &pick))
+            .await
     }
 
     async fn dictionary<T, F>(&self, path: &str, pick: F) -> Result<HashMap<String, T>, CrmError>
@@ -581,27 +555,8 @@ impl CrmClient {
         T: DeserializeOwned,
         F: for<'a> Fn(DictEnvelope<'a>) -> Option<&'a RawValue>,
     {
-        self.read_with_retries(path, Vec::new(), |status, body| {
-            let env: DictEnvelope = parse_envelope(path, status, body)?;
-            if !env.success {
-                return Err(None);
-            }
-            let raw = pick(env).ok_or_else(|| Some(decode_err(path, status, "the dictionary is missing from the response")))?;
-            let entries: HashMap<String, &RawValue> =
-                super::decode::map_or_empty(&mut serde_json::Deserializer::from_str(raw.get()))
-                    .map_err(|e| Some(decode_err(path, status, &e.to_string())))?;
-            let mut out = HashMap::with_capacity(entries.len());
-            for (code, value) in entries {
-                match serde_json::from_str::<T>(value.get()) {
-                    Ok(v) => {
-                        out.insert(code, v);
-                    }
-                    Err(e) => warn!(endpoint = path, code = %code, error = %e, "skipping a reference entry that does not decode"),
-                }
-            }
-            Ok(out)
-        })
-        .await
+        self.read_with_retries(path, Vec::new(), |status, body| decode_dictionary(path, status, body, &pick))
+            .await
     }
 
     async fn get_typed<T: DeserializeOwned>(&self, path: &str, query: Vec<(String, String)>) -> Result<T, CrmError> {
@@ -873,6 +828,106 @@ impl CrmClient {
                 reason: self.scrub(&reason),
             }
         }
+    }
+}
+
+/// Decodes a history body (`{success, generatedAt, history, pagination}`).
+/// `Err(None)` means a `success:false` body.
+fn decode_history<T: DeserializeOwned>(path: &str, status: u16, body: &[u8]) -> Result<HistoryPage<T>, Option<CrmError>> {
+    let env: ListEnvelope = parse_envelope(path, status, body)?;
+    if !env.success {
+        return Err(None);
+    }
+    let raws = env
+        .history
+        .ok_or_else(|| Some(decode_err(path, status, "no `history` in the response")))?;
+    Ok(HistoryPage {
+        items: decode_items(&raws.0),
+        pagination: env.pagination,
+        generated_at: env.generated_at,
+    })
+}
+
+/// Decodes a list body, picking the list with `pick`.
+fn decode_list<T, F>(path: &str, status: u16, body: &[u8], pick: &F) -> Result<Page<T>, Option<CrmError>>
+where
+    T: DeserializeOwned,
+    F: for<'a> Fn(ListEnvelope<'a>) -> Option<RawItems<'a>>,
+{
+    let env: ListEnvelope = parse_envelope(path, status, body)?;
+    if !env.success {
+        return Err(None);
+    }
+    let pagination = env.pagination;
+    let raws = pick(env).ok_or_else(|| Some(decode_err(path, status, "the list is missing from the response")))?;
+    Ok(Page {
+        items: decode_items(&raws.0),
+        pagination,
+    })
+}
+
+/// Decodes a reference dictionary; entries that do not decode are skipped with a warning.
+fn decode_dictionary<T, F>(path: &str, status: u16, body: &[u8], pick: &F) -> Result<HashMap<String, T>, Option<CrmError>>
+where
+    T: DeserializeOwned,
+    F: for<'a> Fn(DictEnvelope<'a>) -> Option<&'a RawValue>,
+{
+    let env: DictEnvelope = parse_envelope(path, status, body)?;
+    if !env.success {
+        return Err(None);
+    }
+    let raw = pick(env).ok_or_else(|| Some(decode_err(path, status, "the dictionary is missing from the response")))?;
+    let entries: HashMap<String, &RawValue> =
+        super::decode::map_or_empty(&mut serde_json::Deserializer::from_str(raw.get()))
+            .map_err(|e| Some(decode_err(path, status, &e.to_string())))?;
+    let mut out = HashMap::with_capacity(entries.len());
+    for (code, value) in entries {
+        match serde_json::from_str::<T>(value.get()) {
+            Ok(v) => {
+                out.insert(code, v);
+            }
+            Err(e) => warn!(endpoint = path, code = %code, error = %e, "skipping a reference entry that does not decode"),
+        }
+    }
+    Ok(out)
+}
+
+fn body_error(path: &str, r: Option<CrmError>) -> CrmError {
+    r.unwrap_or_else(|| decode_err(path, 200, "the body says success: false"))
+}
+
+/// Decodes a recorded `/api/v5/orders` body (for tests and tools; the client does the same).
+pub fn parse_orders_page(body: &[u8]) -> Result<Page<Order>, CrmError> {
+    decode_list("/api/v5/orders", 200, body, &|e: ListEnvelope<'_>| e.orders).map_err(|r| body_error("/api/v5/orders", r))
+}
+
+/// Decodes a recorded `/api/v5/customers` body.
+pub fn parse_customers_page(body: &[u8]) -> Result<Page<Customer>, CrmError> {
+    decode_list("/api/v5/customers", 200, body, &|e: ListEnvelope<'_>| e.customers).map_err(|r| body_error("/api/v5/customers", r))
+}
+
+/// Decodes a recorded `/api/v5/orders/history` body.
+pub fn parse_orders_history(body: &[u8]) -> Result<HistoryPage<OrderHistoryRecord>, CrmError> {
+    decode_history("/api/v5/orders/history", 200, body).map_err(|r| body_error("/api/v5/orders/history", r))
+}
+
+/// Decodes a recorded `/api/v5/customers/history` body.
+pub fn parse_customers_history(body: &[u8]) -> Result<HistoryPage<CustomerHistoryRecord>, CrmError> {
+    decode_history("/api/v5/customers/history", 200, body).map_err(|r| body_error("/api/v5/customers/history", r))
+}
+
+/// Decodes a recorded `/api/v5/reference/statuses` body.
+pub fn parse_statuses(body: &[u8]) -> Result<HashMap<String, Status>, CrmError> {
+    decode_dictionary("/api/v5/reference/statuses", 200, body, &|e: DictEnvelope<'_>| e.statuses)
+        .map_err(|r| body_error("/api/v5/reference/statuses", r))
+}
+
+/// Classifies a recorded error body as the client would for `status`.
+pub fn parse_error_body(client: &CrmClient, path: &str, status: u16, body: &[u8]) -> CrmError {
+    if looks_like_html(body) {
+        client.html_error(path, status)
+    } else {
+        client.error_from_body(path, status, body)
     }
 }
 
