@@ -985,11 +985,33 @@ fn empty_page<T>() -> Page<T> {
     }
 }
 
+/// The URL as safe to show: no query, fragment or user-info (a key may have been pasted there).
+fn redact_url(raw: &str) -> String {
+    let mut s = raw.trim();
+    if let Some(i) = s.find(['?', '#']) {
+        s = &s[..i];
+    }
+    let (scheme, rest) = s.split_once("://").unwrap_or(("", s));
+    let rest = match rest.split_once('/') {
+        Some((authority, path)) => {
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            format!("{host}/{path}")
+        }
+        None => rest.rsplit_once('@').map_or(rest, |(_, h)| h).to_string(),
+    };
+    let shown = if scheme.is_empty() { rest } else { format!("{scheme}://{rest}") };
+    let mut out: String = shown.chars().take(200).collect();
+    if s.len() < raw.trim().len() {
+        out.push_str("?…");
+    }
+    out
+}
+
 /// Checks and normalises the account URL: scheme + host (+ port), no credentials, query or
 /// fragment; a trailing `/`, `/api` or `/api/v5` is dropped. Plain `http` only on loopback.
 fn normalise_base_url(api_url: &str) -> Result<String, CrmError> {
     let bad = |reason: &str| CrmError::InvalidUrl {
-        url: api_url.chars().take(200).collect(),
+        url: redact_url(api_url),
         reason: reason.to_string(),
     };
     let url = Url::parse(api_url.trim()).map_err(|e| bad(&e.to_string()))?;
@@ -1039,6 +1061,8 @@ mod tests {
         assert!(normalise_base_url("https://a.retailcrm.ru/?apiKey=x").is_err());
         assert!(normalise_base_url("ftp://a").is_err());
         assert!(normalise_base_url("not a url").is_err());
+        let e = normalise_base_url("https://u:SECRET@a.ru/x?apiKey=SECRET").unwrap_err();
+        assert!(!format!("{e} {e:?}").contains("SECRET"), "{e}");
     }
 
     #[test]

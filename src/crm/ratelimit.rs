@@ -102,15 +102,29 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn bucket_spaces_requests() {
-        let bucket = TokenBucket::new(10.0);
+        let bucket = std::sync::Arc::new(TokenBucket::new(100.0));
         let start = Instant::now();
+        let mut tasks = Vec::new();
         for _ in 0..21 {
-            bucket.acquire().await;
+            let b = bucket.clone();
+            tasks.push(tokio::spawn(async move { b.acquire().await }));
         }
-        // 21 requests at 10 rps need at least 2 s (first one is free).
-        assert!(start.elapsed() >= Duration::from_secs(2));
-        assert!(start.elapsed() < Duration::from_millis(2100));
+        for t in tasks {
+            t.await.unwrap();
+        }
+        // 21 requests at 100 rps need at least 200 ms (the first one is free).
+        assert!(start.elapsed() >= Duration::from_millis(200));
+        assert!(start.elapsed() < Duration::from_millis(1500));
+    }
+
+    #[tokio::test]
+    async fn penalty_delays_everyone() {
+        let bucket = TokenBucket::new(1000.0);
+        bucket.penalise(Duration::from_millis(150)).await;
+        let start = Instant::now();
+        bucket.acquire().await;
+        assert!(start.elapsed() >= Duration::from_millis(140));
     }
 }
