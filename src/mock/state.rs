@@ -135,6 +135,19 @@ fn remove_sorted(v: &mut Vec<i64>, id: i64) {
     }
 }
 
+/// Inserts `id` keeping `v` sorted and unique; O(1) for the usual "new id is the largest".
+fn push_sorted(v: &mut Vec<i64>, id: i64) {
+    match v.last() {
+        None => v.push(id),
+        Some(last) if *last < id => v.push(id),
+        Some(_) => {
+            if let Err(pos) = v.binary_search(&id) {
+                v.insert(pos, id);
+            }
+        }
+    }
+}
+
 fn page_of(ids: &[i64], page: u32, limit: u32) -> &[i64] {
     // Newest first, like RetailCRM's default list order (assumed: see the report).
     let total = ids.len();
@@ -241,9 +254,7 @@ impl MockState {
         self.next_customer_id = self.next_customer_id.max(id + 1);
         let c = Arc::new(c);
         self.customers.insert(id, c.clone());
-        self.customer_ids.push(id);
-        self.customer_ids.sort_unstable();
-        self.customer_ids.dedup();
+        push_sorted(&mut self.customer_ids, id);
         self.push_customer_hist(source, at, Self::customer_ref(&c), HistKind::Created(c));
         id
     }
@@ -254,13 +265,7 @@ impl MockState {
         self.next_order_id = self.next_order_id.max(id + 1);
         let o = Arc::new(o);
         self.orders.insert(id, o.clone());
-        if self.order_ids.last().is_some_and(|last| *last < id) || self.order_ids.is_empty() {
-            self.order_ids.push(id);
-        } else {
-            self.order_ids.push(id);
-            self.order_ids.sort_unstable();
-            self.order_ids.dedup();
-        }
+        push_sorted(&mut self.order_ids, id);
         self.push_order_hist(source, at, Self::order_ref(&o), HistKind::Created(o));
         id
     }
