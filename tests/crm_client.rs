@@ -49,10 +49,17 @@ async fn account_and_reference_methods() {
     }
     assert_eq!(statuses["prepayed"].group.as_deref(), Some("approval"));
     let groups = c.status_groups().await.unwrap();
-    assert!(groups["delivery"].statuses.contains(&"delivering".to_string()));
+    assert!(
+        groups["delivery"]
+            .statuses
+            .contains(&"delivering".to_string())
+    );
     let sites = c.sites().await.unwrap();
     assert!(sites.contains_key("mock-shop"));
-    let report = c.test_connection(&["order_read", "customer_read", "reference_read"]).await.unwrap();
+    let report = c
+        .test_connection(&["order_read", "customer_read", "reference_read"])
+        .await
+        .unwrap();
     assert!(report.versions.contains(&"5.0".to_string()));
     assert_eq!(c.request_count(), 8);
     assert_eq!(m.request_count(), 8);
@@ -90,7 +97,10 @@ async fn pages_orders_and_customers_to_the_end() {
         assert_eq!(o.customer.as_ref().and_then(|c| c.id), t.customer_id);
     }
     // Some orders have no contact data at all, some are linked to customers.
-    assert!(seen.iter().any(|o| o.customer.is_none() && o.email.is_none() && o.phone.is_none()));
+    assert!(
+        seen.iter()
+            .any(|o| o.customer.is_none() && o.email.is_none() && o.phone.is_none())
+    );
     assert!(seen.iter().any(|o| o.customer.is_some()));
 
     let mut customers = 0;
@@ -104,7 +114,10 @@ async fn pages_orders_and_customers_to_the_end() {
         page += 1;
     }
     assert_eq!(customers, m.customers_snapshot().len());
-    assert!(matches!(c.orders_page(1, 30).await, Err(CrmError::InvalidRequest(_))));
+    assert!(matches!(
+        c.orders_page(1, 30).await,
+        Err(CrmError::InvalidRequest(_))
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,7 +126,12 @@ async fn fetches_by_ids() {
     let c = client(&m, fast_opts());
     let ids: Vec<i64> = m.orders_snapshot().iter().take(100).map(|o| o.id).collect();
     let page = c.orders_by_ids(&ids).await.unwrap();
-    let got: BTreeSet<i64> = page.items.iter().filter_map(|d| d.ok()).map(|o| o.id).collect();
+    let got: BTreeSet<i64> = page
+        .items
+        .iter()
+        .filter_map(|d| d.ok())
+        .map(|o| o.id)
+        .collect();
     assert_eq!(got, ids.iter().copied().collect());
     let page = c.customers_by_ids(&[1, 2, 999_999]).await.unwrap();
     assert_eq!(page.items.len(), 2, "unknown ids are simply absent");
@@ -122,7 +140,11 @@ async fn fetches_by_ids() {
     let err = c.orders_by_ids(&too_many).await.unwrap_err();
     assert_eq!(err.class(), ErrorClass::Permanent);
     assert!(c.orders_by_ids(&[]).await.unwrap().items.is_empty());
-    assert_eq!(c.request_count(), before, "no request for invalid or empty batches");
+    assert_eq!(
+        c.request_count(),
+        before,
+        "no request for invalid or empty batches"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,7 +173,10 @@ async fn walks_history_with_since_id() {
     }
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
     assert_eq!(created, 60);
-    assert_eq!(c.latest_history_id(Stream::Customers).await.unwrap(), cursor);
+    assert_eq!(
+        c.latest_history_id(Stream::Customers).await.unwrap(),
+        cursor
+    );
 
     // Orders: anchor, mutate, walk from the anchor and see exactly the new records.
     let anchor = c.latest_history_id(Stream::Orders).await.unwrap().unwrap();
@@ -179,8 +204,14 @@ async fn walks_history_with_since_id() {
     assert_eq!(seen_new.first().copied(), Some(anchor + 1));
     assert_eq!(deleted as u64, report.orders_deleted);
     assert!(report.status_changes + report.orders_created > 0);
-    assert_eq!(c.latest_history_id(Stream::Orders).await.unwrap(), Some(cur));
-    assert!(non_monotonic || seen_new.len() < 5, "createdAt is not monotonic in id");
+    assert_eq!(
+        c.latest_history_id(Stream::Orders).await.unwrap(),
+        Some(cur)
+    );
+    assert!(
+        non_monotonic || seen_new.len() < 5,
+        "createdAt is not monotonic in id"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,22 +227,48 @@ async fn writes_create_and_edit() {
         .await
         .unwrap();
     let anchor = c.latest_history_id(Stream::Orders).await.unwrap().unwrap();
-    assert_eq!(c.edit_order(oid, &serde_json::json!({"status": "complete"}), None).await.unwrap(), oid);
-    assert_eq!(c.edit_customer(cid, &serde_json::json!({"email": "irina2@example.ru"}), None).await.unwrap(), cid);
+    assert_eq!(
+        c.edit_order(oid, &serde_json::json!({"status": "complete"}), None)
+            .await
+            .unwrap(),
+        oid
+    );
+    assert_eq!(
+        c.edit_customer(
+            cid,
+            &serde_json::json!({"email": "irina2@example.ru"}),
+            None
+        )
+        .await
+        .unwrap(),
+        cid
+    );
     let page = c.orders_by_ids(&[oid]).await.unwrap();
     let o = page.items[0].ok().unwrap();
     assert_eq!(o.status.as_deref(), Some("complete"));
-    assert_eq!(o.total_summ, "1234.50".parse::<bigdecimal::BigDecimal>().unwrap());
-    assert_eq!(o.customer.as_ref().unwrap().email.as_deref(), Some("irina2@example.ru"));
+    assert_eq!(
+        o.total_summ,
+        "1234.50".parse::<bigdecimal::BigDecimal>().unwrap()
+    );
+    assert_eq!(
+        o.customer.as_ref().unwrap().email.as_deref(),
+        Some("irina2@example.ru")
+    );
     let h = c.orders_history(Some(anchor), 20).await.unwrap();
     let r = h.items[0].ok().unwrap();
     assert_eq!(r.field.as_deref(), Some("status"));
     assert!(r.is_own_write(), "API changes carry apiKey.current");
     // Editing something that does not exist is a permanent API error that keeps the message.
-    let err = c.edit_order(987_654, &serde_json::json!({"status": "new"}), None).await.unwrap_err();
+    let err = c
+        .edit_order(987_654, &serde_json::json!({"status": "new"}), None)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("Not found"), "{err}");
     assert_eq!(err.class(), ErrorClass::Permanent);
-    let err = c.create_order(&serde_json::json!({"status": "nope"}), None).await.unwrap_err();
+    let err = c
+        .create_order(&serde_json::json!({"status": "nope"}), None)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("status"), "{err}");
 }
 
@@ -220,8 +277,13 @@ async fn connection_test_names_missing_scope_and_classifies_keys() {
     let m = mock(1, 1).await;
     let c = client(&m, fast_opts());
     m.set_scopes(&["order_read", "reference_read"]);
-    let err = c.test_connection(&["order_read", "customer_read"]).await.unwrap_err();
-    assert!(matches!(&err, CrmError::MissingScopes { missing } if missing == &vec!["customer_read".to_string()]));
+    let err = c
+        .test_connection(&["order_read", "customer_read"])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CrmError::MissingScopes { missing } if missing == &vec!["customer_read".to_string()])
+    );
     assert!(err.to_string().contains("customer_read"));
     assert_eq!(err.class(), ErrorClass::Permanent);
     let err = c.customers_page(1, 20).await.unwrap_err();
@@ -231,63 +293,130 @@ async fn connection_test_names_missing_scope_and_classifies_keys() {
     m.revoke_key();
     let before = m.request_count();
     let err = c.orders_page(1, 20).await.unwrap_err();
-    assert!(matches!(err, CrmError::InvalidKey { status: 403, .. }), "{err:?}");
+    assert!(
+        matches!(err, CrmError::InvalidKey { status: 403, .. }),
+        "{err:?}"
+    );
     assert_eq!(err.class(), ErrorClass::Permanent);
-    assert_eq!(m.request_count(), before + 1, "permanent errors are not retried");
+    assert_eq!(
+        m.request_count(),
+        before + 1,
+        "permanent errors are not retried"
+    );
 
     let wrong = CrmClient::new(&m.url, ApiKey::new("not-the-key-123"), fast_opts()).unwrap();
     m.restore_key();
-    assert!(matches!(wrong.credentials().await.unwrap_err(), CrmError::InvalidKey { .. }));
+    assert!(matches!(
+        wrong.credentials().await.unwrap_err(),
+        CrmError::InvalidKey { .. }
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn account_not_found_and_transient_failures() {
     let m = mock(3, 3).await;
-    let c = client(&m, ClientOptions { read_retries: 1, ..fast_opts() });
+    let c = client(
+        &m,
+        ClientOptions {
+            read_retries: 1,
+            ..fast_opts()
+        },
+    );
     m.set_account_exists(false);
     let err = c.orders_page(1, 20).await.unwrap_err();
-    assert!(matches!(err, CrmError::AccountNotFound { status: 404, .. }), "{err:?}");
-    let err = c.create_order(&serde_json::json!({}), None).await.unwrap_err();
-    assert!(matches!(err, CrmError::AccountNotFound { status: 405, .. }), "{err:?}");
+    assert!(
+        matches!(err, CrmError::AccountNotFound { status: 404, .. }),
+        "{err:?}"
+    );
+    let err = c
+        .create_order(&serde_json::json!({}), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CrmError::AccountNotFound { status: 405, .. }),
+        "{err:?}"
+    );
     assert_eq!(err.class(), ErrorClass::Permanent);
     m.set_account_exists(true);
 
-    m.set_faults(FaultConfig { fail_rate: 1.0, ..FaultConfig::default() });
+    m.set_faults(FaultConfig {
+        fail_rate: 1.0,
+        ..FaultConfig::default()
+    });
     let before = m.request_count();
     let err = c.orders_page(1, 20).await.unwrap_err();
-    assert!(matches!(err, CrmError::Server { status: 500, .. }), "{err:?}");
+    assert!(
+        matches!(err, CrmError::Server { status: 500, .. }),
+        "{err:?}"
+    );
     assert_eq!(err.class(), ErrorClass::Transient);
-    assert_eq!(m.request_count(), before + 2, "reads are retried read_retries times");
+    assert_eq!(
+        m.request_count(),
+        before + 2,
+        "reads are retried read_retries times"
+    );
     let before = m.request_count();
-    let err = c.create_customer(&serde_json::json!({}), None).await.unwrap_err();
+    let err = c
+        .create_customer(&serde_json::json!({}), None)
+        .await
+        .unwrap_err();
     assert_eq!(err.class(), ErrorClass::Transient);
     assert_eq!(m.request_count(), before + 1, "writes are never retried");
 
-    m.set_faults(FaultConfig { truncate_rate: 1.0, ..FaultConfig::default() });
+    m.set_faults(FaultConfig {
+        truncate_rate: 1.0,
+        ..FaultConfig::default()
+    });
     let err = c.orders_page(1, 20).await.unwrap_err();
     assert!(matches!(err, CrmError::Decode { .. }), "{err:?}");
     assert_eq!(err.class(), ErrorClass::Transient);
 
-    m.set_faults(FaultConfig { slow_ms: 800, ..FaultConfig::default() });
-    let slow = client(&m, ClientOptions { timeout: Duration::from_millis(200), read_retries: 0, ..fast_opts() });
+    m.set_faults(FaultConfig {
+        slow_ms: 800,
+        ..FaultConfig::default()
+    });
+    let slow = client(
+        &m,
+        ClientOptions {
+            timeout: Duration::from_millis(200),
+            read_retries: 0,
+            ..fast_opts()
+        },
+    );
     let err = slow.api_versions().await.unwrap_err();
     assert!(matches!(err, CrmError::Timeout { .. }), "{err:?}");
     assert_eq!(err.class(), ErrorClass::Transient);
 
     // A few failures among successes: the retry absorbs them.
-    m.set_faults(FaultConfig { fail_rate: 0.2, ..FaultConfig::default() });
-    let sturdy = client(&m, ClientOptions { read_retries: 6, ..fast_opts() });
+    m.set_faults(FaultConfig {
+        fail_rate: 0.2,
+        ..FaultConfig::default()
+    });
+    let sturdy = client(
+        &m,
+        ClientOptions {
+            read_retries: 6,
+            ..fast_opts()
+        },
+    );
     for _ in 0..10 {
         sturdy.api_versions().await.unwrap();
     }
 
     let url = m.url.clone();
     m.shutdown().await;
-    let err = CrmClient::new(&url, ApiKey::new("k-123456"), ClientOptions { read_retries: 0, ..fast_opts() })
-        .unwrap()
-        .api_versions()
-        .await
-        .unwrap_err();
+    let err = CrmClient::new(
+        &url,
+        ApiKey::new("k-123456"),
+        ClientOptions {
+            read_retries: 0,
+            ..fast_opts()
+        },
+    )
+    .unwrap()
+    .api_versions()
+    .await
+    .unwrap_err();
     assert!(matches!(err, CrmError::Network { .. }), "{err:?}");
     assert_eq!(err.class(), ErrorClass::Transient);
 }
@@ -295,26 +424,47 @@ async fn account_not_found_and_transient_failures() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_bucket_keeps_client_under_the_mock_limit() {
     let m = mock(50, 10).await;
-    m.set_faults(FaultConfig { rate_limit: Some(10.0), ..FaultConfig::default() });
-    let c = client(&m, ClientOptions { requests_per_second: 10.0, ..ClientOptions::default() });
+    m.set_faults(FaultConfig {
+        rate_limit: Some(10.0),
+        ..FaultConfig::default()
+    });
+    let c = client(
+        &m,
+        ClientOptions {
+            requests_per_second: 10.0,
+            ..ClientOptions::default()
+        },
+    );
     let started = std::time::Instant::now();
     let mut tasks = Vec::new();
     for i in 0..25u32 {
         let c = c.clone();
-        tasks.push(tokio::spawn(async move { c.orders_page(1 + i % 2, 20).await.map(|p| p.items.len()) }));
+        tasks.push(tokio::spawn(async move {
+            c.orders_page(1 + i % 2, 20).await.map(|p| p.items.len())
+        }));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap().unwrap(), 20);
     }
-    assert_eq!(m.stats().rate_limited, 0, "a compliant client is never refused");
+    assert_eq!(
+        m.stats().rate_limited,
+        0,
+        "a compliant client is never refused"
+    );
     assert_eq!(c.request_count(), 25);
-    assert!(started.elapsed() >= Duration::from_millis(2300), "25 requests at 10 rps take >= 2.4 s");
+    assert!(
+        started.elapsed() >= Duration::from_millis(2300),
+        "25 requests at 10 rps take >= 2.4 s"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bursts_of_503_are_retried_until_success() {
     let m = mock(50, 10).await;
-    m.set_faults(FaultConfig { rate_limit: Some(10.0), ..FaultConfig::default() });
+    m.set_faults(FaultConfig {
+        rate_limit: Some(10.0),
+        ..FaultConfig::default()
+    });
     let c = client(&m, fast_opts());
     let mut tasks = Vec::new();
     for _ in 0..30 {
@@ -332,8 +482,17 @@ async fn bursts_of_503_are_retried_until_success() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_budget_is_bounded() {
     let m = mock(1, 1).await;
-    m.set_faults(FaultConfig { rate_limit: Some(0.2), ..FaultConfig::default() });
-    let c = client(&m, ClientOptions { rate_limit_budget: Duration::from_millis(400), ..fast_opts() });
+    m.set_faults(FaultConfig {
+        rate_limit: Some(0.2),
+        ..FaultConfig::default()
+    });
+    let c = client(
+        &m,
+        ClientOptions {
+            rate_limit_budget: Duration::from_millis(400),
+            ..fast_opts()
+        },
+    );
     c.api_versions().await.unwrap();
     let started = std::time::Instant::now();
     let err = c.api_versions().await.unwrap_err();

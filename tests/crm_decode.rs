@@ -21,7 +21,9 @@ fn orders_list_fixture_decodes() {
     let page = parse_orders_page(&fixture("orders-list.json")).unwrap();
     assert_eq!(page.pagination.total_count, 1);
     assert_eq!(page.items.len(), 1);
-    let Decoded::Ok(order) = &page.items[0] else { panic!("poison: {:?}", page.items[0]) };
+    let Decoded::Ok(order) = &page.items[0] else {
+        panic!("poison: {:?}", page.items[0])
+    };
     assert_eq!(order.id, 7141);
     assert_eq!(order.number.as_deref(), Some("7141C"));
     assert_eq!(order.total_summ, BigDecimal::from(0));
@@ -36,7 +38,9 @@ fn orders_list_fixture_decodes() {
 #[test]
 fn customers_list_fixture_decodes() {
     let page = parse_customers_page(&fixture("customers-list.json")).unwrap();
-    let Decoded::Ok(c) = &page.items[0] else { panic!("poison: {:?}", page.items[0]) };
+    let Decoded::Ok(c) = &page.items[0] else {
+        panic!("poison: {:?}", page.items[0])
+    };
     assert_eq!(c.id, 1233);
     assert_eq!(c.external_id.as_deref(), Some("11"));
     assert!(c.custom_fields.contains_key("galkatrue"));
@@ -48,11 +52,21 @@ fn orders_history_fixture_decodes() {
     assert_eq!(page.items.len(), 100);
     let poison: Vec<_> = page.items.iter().filter_map(|d| d.poison()).collect();
     assert!(poison.is_empty(), "{poison:?}");
-    let ids: Vec<i64> = page.items.iter().filter_map(|d| d.ok()).map(|r| r.id).collect();
+    let ids: Vec<i64> = page
+        .items
+        .iter()
+        .filter_map(|d| d.ok())
+        .map(|r| r.id)
+        .collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids strictly increase");
     assert_eq!(page.max_id(), ids.last().copied());
     assert!(page.items.iter().filter_map(|d| d.ok()).any(|r| r.created));
-    assert!(page.items.iter().filter_map(|d| d.ok()).all(|r| r.order_id().is_some()));
+    assert!(
+        page.items
+            .iter()
+            .filter_map(|d| d.ok())
+            .all(|r| r.order_id().is_some())
+    );
     assert_eq!(page.pagination.total_page_count, 298);
     assert!(page.generated_at.is_some());
 }
@@ -62,7 +76,12 @@ fn customers_history_fixture_decodes() {
     let page = parse_customers_history(&fixture("customers-history.json")).unwrap();
     assert_eq!(page.items.len(), 100);
     let ok: Vec<_> = page.items.iter().filter_map(|d| d.ok()).collect();
-    assert_eq!(ok.len(), 100, "{:?}", page.items.iter().find_map(|d| d.poison()));
+    assert_eq!(
+        ok.len(),
+        100,
+        "{:?}",
+        page.items.iter().find_map(|d| d.poison())
+    );
     assert_eq!(ok[0].id, 2692, "first record after sinceId=2691");
     assert_eq!(ok[0].customer_id(), Some(978));
     assert!(ok.iter().any(|r| r.deleted || r.created));
@@ -78,19 +97,43 @@ fn statuses_fixture_decodes() {
 
 #[test]
 fn error_fixture_is_classified() {
-    let client = CrmClient::new("https://x.retailcrm.ru", ApiKey::new("k-1234567890"), ClientOptions::default()).unwrap();
-    let err = crm::parse_error_body(&client, "/api/v5/orders/create", 405, &fixture("error-method-not-allowed.json"));
+    let client = CrmClient::new(
+        "https://x.retailcrm.ru",
+        ApiKey::new("k-1234567890"),
+        ClientOptions::default(),
+    )
+    .unwrap();
+    let err = crm::parse_error_body(
+        &client,
+        "/api/v5/orders/create",
+        405,
+        &fixture("error-method-not-allowed.json"),
+    );
     assert!(err.to_string().contains("Method Not Allowed"), "{err}");
     assert_eq!(err.class(), ErrorClass::Permanent);
-    let err = crm::parse_error_body(&client, "/api/v5/orders", 403, br#"{"success":false,"errorMsg":"Wrong \"apiKey\" value."}"#);
+    let err = crm::parse_error_body(
+        &client,
+        "/api/v5/orders",
+        403,
+        br#"{"success":false,"errorMsg":"Wrong \"apiKey\" value."}"#,
+    );
     assert!(matches!(err, crm::CrmError::InvalidKey { .. }));
-    let err = crm::parse_error_body(&client, "/api/v5/orders", 400,
-        br#"{"success":false,"errorMsg":"Errors in the entity format","errors":["a","b"]}"#);
+    let err = crm::parse_error_body(
+        &client,
+        "/api/v5/orders",
+        400,
+        br#"{"success":false,"errorMsg":"Errors in the entity format","errors":["a","b"]}"#,
+    );
     assert!(err.to_string().contains("a; b"), "{err}");
     let err = crm::parse_error_body(&client, "/api/v5/orders", 400,
         br#"{"success":false,"errorMsg":"Errors in the entity format","errors":{"customer":"Set one"}}"#);
     assert!(err.to_string().contains("customer: Set one"), "{err}");
-    let err = crm::parse_error_body(&client, "/api/v5/orders", 405, b"<html><body>nginx</body></html>");
+    let err = crm::parse_error_body(
+        &client,
+        "/api/v5/orders",
+        405,
+        b"<html><body>nginx</body></html>",
+    );
     assert!(matches!(err, crm::CrmError::AccountNotFound { .. }));
 }
 
@@ -109,10 +152,16 @@ fn quirks_decode() {
     let o1 = page.items[0].ok().unwrap();
     assert_eq!(o1.total_summ, BigDecimal::from_str("1234.50").unwrap());
     assert_eq!(o1.external_id.as_deref(), Some("77"));
-    assert_eq!(o1.customer.as_ref().unwrap().phones[0].number.as_deref(), Some("89123456789"));
+    assert_eq!(
+        o1.customer.as_ref().unwrap().phones[0].number.as_deref(),
+        Some("89123456789")
+    );
     let o2 = page.items[1].ok().unwrap();
     assert_eq!(o2.total_summ.to_string(), "1395.16");
-    assert_eq!(o2.payments["9"].amount.as_ref().unwrap().to_string(), "10.1");
+    assert_eq!(
+        o2.payments["9"].amount.as_ref().unwrap().to_string(),
+        "10.1"
+    );
     let p3 = page.items[2].poison().unwrap();
     assert_eq!(p3.id, Some(3));
     assert!(p3.reason.contains("amount"), "{}", p3.reason);

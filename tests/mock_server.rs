@@ -11,7 +11,14 @@ use serde_json::Value;
 static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn mock(orders: u64, customers: u64, seed: u64) -> MockHandle {
-    MockCrm::start(MockConfig { orders, customers, seed, ..MockConfig::default() }).await.unwrap()
+    MockCrm::start(MockConfig {
+        orders,
+        customers,
+        seed,
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap()
 }
 
 async fn get(m: &MockHandle, path_and_query: &str) -> (u16, Value) {
@@ -23,7 +30,10 @@ async fn get(m: &MockHandle, path_and_query: &str) -> (u16, Value) {
         .unwrap();
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,7 +48,11 @@ async fn list_and_history_rules() {
     assert_eq!(body["pagination"]["totalPageCount"], 3);
     assert_eq!(body["pagination"]["currentPage"], 3);
     assert_eq!(body["orders"].as_array().unwrap().len(), 20);
-    let (s, body) = get(&m, "/api/v5/orders?filter[ids][]=1&filter[ids][]=2&filter[ids][]=99999&limit=100").await;
+    let (s, body) = get(
+        &m,
+        "/api/v5/orders?filter[ids][]=1&filter[ids][]=2&filter[ids][]=99999&limit=100",
+    )
+    .await;
     assert_eq!(s, 200);
     assert!(body["orders"].as_array().unwrap().len() <= 2);
     // History: sinceId is exclusive; page + sinceId is a 400; page alone is fine.
@@ -53,32 +67,62 @@ async fn list_and_history_rules() {
     assert_eq!(body["history"][0]["id"], 21);
     // Created records carry a full snapshot, PHP quirks included.
     let (_, body) = get(&m, "/api/v5/orders/history?limit=100").await;
-    let created = body["history"].as_array().unwrap().iter().find(|r| r["created"] == true).unwrap().clone();
+    let created = body["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["created"] == true)
+        .unwrap()
+        .clone();
     assert!(created["order"]["totalSumm"].is_number());
     let (_, orders) = get(&m, "/api/v5/orders?limit=100").await;
     let orders = orders["orders"].as_array().unwrap();
-    assert!(orders.iter().any(|o| o["payments"] == serde_json::json!({})));
-    assert!(orders.iter().any(|o| o["customFields"] == serde_json::json!([])));
+    assert!(
+        orders
+            .iter()
+            .any(|o| o["payments"] == serde_json::json!({}))
+    );
+    assert!(
+        orders
+            .iter()
+            .any(|o| o["customFields"] == serde_json::json!([]))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_writes_and_errors() {
     let m = mock(5, 5, 1).await;
     let http = reqwest::Client::new();
-    let r = http.get(format!("{}/api/v5/orders", m.url)).header("X-API-KEY", "wrong").send().await.unwrap();
+    let r = http
+        .get(format!("{}/api/v5/orders", m.url))
+        .header("X-API-KEY", "wrong")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 403);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["errorMsg"], "Wrong \"apiKey\" value.");
-    let r = http.get(format!("{}/api/v5/orders", m.url)).send().await.unwrap();
+    let r = http
+        .get(format!("{}/api/v5/orders", m.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 403);
     // apiKey as a parameter is accepted too (documented), although our client never uses it.
-    let r = http.get(format!("{}/api/credentials?apiKey={}", m.url, m.api_key)).send().await.unwrap();
+    let r = http
+        .get(format!("{}/api/credentials?apiKey={}", m.url, m.api_key))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     // Create: form-encoded, entity as a JSON field, 201.
     let r = http
         .post(format!("{}/api/v5/customers/create", m.url))
         .header("X-API-KEY", &m.api_key)
-        .form(&[("customer", r#"{"firstName":"Олег","externalId":"ext-9"}"#), ("site", "mock-shop")])
+        .form(&[
+            ("customer", r#"{"firstName":"Олег","externalId":"ext-9"}"#),
+            ("site", "mock-shop"),
+        ])
         .send()
         .await
         .unwrap();
@@ -101,7 +145,11 @@ async fn auth_writes_and_errors() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 404, "an id without by=id is looked up as externalId");
+    assert_eq!(
+        r.status().as_u16(),
+        404,
+        "an id without by=id is looked up as externalId"
+    );
     let r = http
         .post(format!("{}/api/v5/orders/create", m.url))
         .header("X-API-KEY", &m.api_key)
@@ -110,12 +158,26 @@ async fn auth_writes_and_errors() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
-    assert_eq!(r.json::<Value>().await.unwrap()["errorMsg"], "Parameter 'order' is missing");
-    let r = http.get(format!("{}/api/v5/orders/create", m.url)).header("X-API-KEY", &m.api_key).send().await.unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["errorMsg"],
+        "Parameter 'order' is missing"
+    );
+    let r = http
+        .get(format!("{}/api/v5/orders/create", m.url))
+        .header("X-API-KEY", &m.api_key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 405);
-    assert_eq!(r.json::<Value>().await.unwrap()["errorMsg"], "Method Not Allowed");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["errorMsg"],
+        "Method Not Allowed"
+    );
     // Rate limit: 503 with an HTML page, like nginx in front of RetailCRM.
-    m.set_faults(FaultConfig { rate_limit: Some(2.0), ..FaultConfig::default() });
+    m.set_faults(FaultConfig {
+        rate_limit: Some(2.0),
+        ..FaultConfig::default()
+    });
     let mut codes = Vec::new();
     for _ in 0..6 {
         codes.push(get(&m, "/api/api-versions").await.0);
@@ -134,20 +196,56 @@ async fn generation_is_deterministic_and_varied() {
     assert_ne!(a.orders_snapshot(), c.orders_snapshot());
     let orders = a.orders_snapshot();
     let customers = a.customers_snapshot();
-    let statuses: std::collections::BTreeSet<&str> = orders.iter().map(|o| o.status.as_str()).collect();
-    assert!(statuses.len() >= 15, "most default statuses appear: {statuses:?}");
-    assert!(orders.iter().any(|o| o.customer_id.is_none() && o.email.is_none() && o.phone.is_none()));
-    assert!(orders.iter().any(|o| o.total_summ.0 % 100 != 0), "amounts with kopecks");
-    assert!(customers.iter().any(|c| c.first_name.as_deref().is_some_and(|n| n.chars().any(|ch| ('а'..='я').contains(&ch)))));
-    assert!(customers.iter().any(|c| c.phones.iter().any(|p| p.number.starts_with("+7 ("))));
-    assert!(customers.iter().any(|c| c.phones.iter().any(|p| p.number.len() == 10)));
+    let statuses: std::collections::BTreeSet<&str> =
+        orders.iter().map(|o| o.status.as_str()).collect();
+    assert!(
+        statuses.len() >= 15,
+        "most default statuses appear: {statuses:?}"
+    );
+    assert!(
+        orders
+            .iter()
+            .any(|o| o.customer_id.is_none() && o.email.is_none() && o.phone.is_none())
+    );
+    assert!(
+        orders.iter().any(|o| o.total_summ.0 % 100 != 0),
+        "amounts with kopecks"
+    );
+    assert!(customers.iter().any(|c| {
+        c.first_name
+            .as_deref()
+            .is_some_and(|n| n.chars().any(|ch| ('а'..='я').contains(&ch)))
+    }));
+    assert!(
+        customers
+            .iter()
+            .any(|c| c.phones.iter().any(|p| p.number.starts_with("+7 (")))
+    );
+    assert!(
+        customers
+            .iter()
+            .any(|c| c.phones.iter().any(|p| p.number.len() == 10))
+    );
     assert!(customers.iter().any(|c| c.email.is_none()));
-    let emails: Vec<&str> = customers.iter().filter_map(|c| c.email.as_deref()).filter(|e| e.starts_with("family")).collect();
+    let emails: Vec<&str> = customers
+        .iter()
+        .filter_map(|c| c.email.as_deref())
+        .filter(|e| e.starts_with("family"))
+        .collect();
     let unique: std::collections::BTreeSet<&&str> = emails.iter().collect();
     assert!(unique.len() < emails.len(), "some e-mails are shared");
     let st = a.state();
-    assert!(st.order_history.iter().any(|h| matches!(h.kind, retailcrm_sync::mock::state::HistKind::Deleted)));
-    assert!(st.order_history.windows(2).any(|w| w[1].created_at < w[0].created_at), "createdAt not monotonic");
+    assert!(
+        st.order_history
+            .iter()
+            .any(|h| matches!(h.kind, retailcrm_sync::mock::state::HistKind::Deleted))
+    );
+    assert!(
+        st.order_history
+            .windows(2)
+            .any(|w| w[1].created_at < w[0].created_at),
+        "createdAt not monotonic"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,11 +258,20 @@ async fn serves_over_1000_requests_per_second() {
     let mut tasks = Vec::new();
     for w in 0..16 {
         let http = http.clone();
-        let url = format!("{}/api/v5/orders/history?limit=20&filter[sinceId]={}", m.url, w * 10);
+        let url = format!(
+            "{}/api/v5/orders/history?limit=20&filter[sinceId]={}",
+            m.url,
+            w * 10
+        );
         let key = m.api_key.clone();
         tasks.push(tokio::spawn(async move {
             for _ in 0..n / 16 {
-                let r = http.get(&url).header("X-API-KEY", &key).send().await.unwrap();
+                let r = http
+                    .get(&url)
+                    .header("X-API-KEY", &key)
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(r.status().as_u16(), 200);
                 let _ = r.bytes().await.unwrap();
             }
@@ -177,7 +284,11 @@ async fn serves_over_1000_requests_per_second() {
     println!("mock served {rps:.0} requests/s (debug build, 2 cores shared with the client)");
     // Release builds do several thousand; an unoptimised test build on a loaded 2-core machine
     // (client and server share it) still has to stay near the target.
-    let floor = if cfg!(debug_assertions) { 700.0 } else { 1_000.0 };
+    let floor = if cfg!(debug_assertions) {
+        700.0
+    } else {
+        1_000.0
+    };
     assert!(rps > floor, "{rps:.0} req/s");
 }
 
@@ -189,11 +300,24 @@ async fn holds_400k_orders() {
     let built = started.elapsed();
     let (s, body) = get(&m, "/api/v5/orders?limit=100&page=4000").await;
     assert_eq!(s, 200);
-    assert_eq!(body["pagination"]["totalPageCount"].as_u64().unwrap(), body["pagination"]["totalCount"].as_u64().unwrap().div_ceil(100));
+    assert_eq!(
+        body["pagination"]["totalPageCount"].as_u64().unwrap(),
+        body["pagination"]["totalCount"]
+            .as_u64()
+            .unwrap()
+            .div_ceil(100)
+    );
     assert!(body["pagination"]["totalCount"].as_u64().unwrap() > 395_000);
     let t = Instant::now();
-    let (s, _) = get(&m, "/api/v5/orders/history?limit=100&filter[sinceId]=350000").await;
+    let (s, _) = get(
+        &m,
+        "/api/v5/orders/history?limit=100&filter[sinceId]=350000",
+    )
+    .await;
     assert_eq!(s, 200);
-    println!("built 400k orders in {built:?}; deep history page in {:?}", t.elapsed());
+    println!(
+        "built 400k orders in {built:?}; deep history page in {:?}",
+        t.elapsed()
+    );
     assert!(t.elapsed() < Duration::from_secs(2));
 }

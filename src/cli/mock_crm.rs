@@ -48,13 +48,22 @@ pub struct MockCrmArgs {
 
 /// Runs `mock-crm`.
 pub fn execute(_cli: &Cli, args: &MockCrmArgs) -> anyhow::Result<ExitCode> {
-    for (name, v) in [("--fail-rate", args.fail_rate), ("--truncate-rate", args.truncate_rate)] {
-        anyhow::ensure!((0.0..=1.0).contains(&v), "{name} must be between 0 and 1, got {v}");
+    for (name, v) in [
+        ("--fail-rate", args.fail_rate),
+        ("--truncate-rate", args.truncate_rate),
+    ] {
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&v),
+            "{name} must be between 0 and 1, got {v}"
+        );
     }
     if !args.listen.ip().is_loopback() {
         anyhow::bail!("the mock serves on loopback only; use --listen 127.0.0.1:PORT");
     }
-    anyhow::ensure!(!args.api_key.trim().is_empty(), "--api-key must not be empty");
+    anyhow::ensure!(
+        !args.api_key.trim().is_empty(),
+        "--api-key must not be empty"
+    );
     let rt = super::runtime()?;
     rt.block_on(async {
         let cfg = MockConfig {
@@ -72,10 +81,16 @@ pub fn execute(_cli: &Cli, args: &MockCrmArgs) -> anyhow::Result<ExitCode> {
             },
             ..MockConfig::default()
         };
-        let handle = MockCrm::start(cfg).await.context("starting the mock RetailCRM")?;
-        println!("mock-crm listening on {} ({} orders, {} customers, seed {})",
-            handle.url, args.orders, args.customers, args.seed);
-        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+        let handle = MockCrm::start(cfg)
+            .await
+            .context("starting the mock RetailCRM")?;
+        println!(
+            "mock-crm listening on {} ({} orders, {} customers, seed {})",
+            handle.url, args.orders, args.customers, args.seed
+        );
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
         handle.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })

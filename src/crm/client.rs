@@ -135,7 +135,11 @@ struct ListEnvelope<'a> {
     customers: Option<RawItems<'a>>,
     #[serde(borrow, default)]
     history: Option<RawItems<'a>>,
-    #[serde(default, rename = "generatedAt", deserialize_with = "lenient_opt_string")]
+    #[serde(
+        default,
+        rename = "generatedAt",
+        deserialize_with = "lenient_opt_string"
+    )]
     generated_at: Option<String>,
 }
 
@@ -221,7 +225,10 @@ fn error_lines(errors: &serde_json::Value) -> Vec<String> {
         }
     }
     match errors {
-        serde_json::Value::Object(map) => map.iter().map(|(k, v)| format!("{k}: {}", text(v))).collect(),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", text(v)))
+            .collect(),
         serde_json::Value::Array(items) => items.iter().map(text).collect(),
         serde_json::Value::Null => Vec::new(),
         other => vec![text(other)],
@@ -231,7 +238,11 @@ fn error_lines(errors: &serde_json::Value) -> Vec<String> {
 fn excerpt(body: &[u8]) -> String {
     let s = String::from_utf8_lossy(body);
     let t: String = s.trim().chars().take(120).collect();
-    if t.is_empty() { "empty body".to_string() } else { t }
+    if t.is_empty() {
+        "empty body".to_string()
+    } else {
+        t
+    }
 }
 
 fn looks_like_html(body: &[u8]) -> bool {
@@ -252,11 +263,12 @@ impl CrmClient {
                 message: "the API key is empty".into(),
             });
         }
-        let mut key_header = HeaderValue::from_str(api_key.expose()).map_err(|_| CrmError::InvalidKey {
-            endpoint: "(none)".into(),
-            status: 0,
-            message: "the API key contains characters that cannot be sent in a header".into(),
-        })?;
+        let mut key_header =
+            HeaderValue::from_str(api_key.expose()).map_err(|_| CrmError::InvalidKey {
+                endpoint: "(none)".into(),
+                status: 0,
+                message: "the API key contains characters that cannot be sent in a header".into(),
+            })?;
         key_header.set_sensitive(true);
         let http = reqwest::Client::builder()
             .timeout(opts.timeout)
@@ -342,7 +354,8 @@ impl CrmClient {
     /// `GET /api/v5/reference/statuses`, keyed by status code. Entries that do not decode are
     /// skipped with a warning.
     pub async fn statuses(&self) -> Result<HashMap<String, Status>, CrmError> {
-        self.dictionary("/api/v5/reference/statuses", |e| e.statuses).await
+        self.dictionary("/api/v5/reference/statuses", |e| e.statuses)
+            .await
     }
 
     /// `GET /api/v5/reference/status-groups`, keyed by group code.
@@ -353,7 +366,8 @@ impl CrmClient {
 
     /// `GET /api/v5/reference/sites`, keyed by store code.
     pub async fn sites(&self) -> Result<HashMap<String, Site>, CrmError> {
-        self.dictionary("/api/v5/reference/sites", |e| e.sites).await
+        self.dictionary("/api/v5/reference/sites", |e| e.sites)
+            .await
     }
 
     // -----------------------------------------------------------------------------------------
@@ -363,14 +377,20 @@ impl CrmClient {
     /// `GET /api/v5/orders?page=&limit=` (limit 20, 50 or 100).
     pub async fn orders_page(&self, page: u32, limit: u32) -> Result<Page<Order>, CrmError> {
         check_limit(limit)?;
-        let q = vec![("page".into(), page.max(1).to_string()), ("limit".into(), limit.to_string())];
+        let q = vec![
+            ("page".into(), page.max(1).to_string()),
+            ("limit".into(), limit.to_string()),
+        ];
         self.list("/api/v5/orders", q, |e| e.orders).await
     }
 
     /// `GET /api/v5/customers?page=&limit=` (limit 20, 50 or 100).
     pub async fn customers_page(&self, page: u32, limit: u32) -> Result<Page<Customer>, CrmError> {
         check_limit(limit)?;
-        let q = vec![("page".into(), page.max(1).to_string()), ("limit".into(), limit.to_string())];
+        let q = vec![
+            ("page".into(), page.max(1).to_string()),
+            ("limit".into(), limit.to_string()),
+        ];
         self.list("/api/v5/customers", q, |e| e.customers).await
     }
 
@@ -402,7 +422,8 @@ impl CrmClient {
         since_id: Option<i64>,
         limit: u32,
     ) -> Result<HistoryPage<OrderHistoryRecord>, CrmError> {
-        self.history("/api/v5/orders/history", since_id, None, limit).await
+        self.history("/api/v5/orders/history", since_id, None, limit)
+            .await
     }
 
     /// `GET /api/v5/customers/history?filter[sinceId]=&limit=`.
@@ -465,27 +486,69 @@ impl CrmClient {
     // -----------------------------------------------------------------------------------------
 
     /// `POST /api/v5/orders/create` (form: `order` = JSON, `site`). Returns the new id.
-    pub async fn create_order(&self, order: &serde_json::Value, site: Option<&str>) -> Result<i64, CrmError> {
-        self.write("/api/v5/orders/create".to_string(), "order", order, site, None)
-            .await
+    pub async fn create_order(
+        &self,
+        order: &serde_json::Value,
+        site: Option<&str>,
+    ) -> Result<i64, CrmError> {
+        self.write(
+            "/api/v5/orders/create".to_string(),
+            "order",
+            order,
+            site,
+            None,
+        )
+        .await
     }
 
     /// `POST /api/v5/orders/{id}/edit` with `by=id` (partial `order` JSON). Returns the id.
-    pub async fn edit_order(&self, id: i64, order: &serde_json::Value, site: Option<&str>) -> Result<i64, CrmError> {
-        self.write(format!("/api/v5/orders/{id}/edit"), "order", order, site, Some("id"))
-            .await
+    pub async fn edit_order(
+        &self,
+        id: i64,
+        order: &serde_json::Value,
+        site: Option<&str>,
+    ) -> Result<i64, CrmError> {
+        self.write(
+            format!("/api/v5/orders/{id}/edit"),
+            "order",
+            order,
+            site,
+            Some("id"),
+        )
+        .await
     }
 
     /// `POST /api/v5/customers/create` (form: `customer` = JSON, `site`). Returns the new id.
-    pub async fn create_customer(&self, customer: &serde_json::Value, site: Option<&str>) -> Result<i64, CrmError> {
-        self.write("/api/v5/customers/create".to_string(), "customer", customer, site, None)
-            .await
+    pub async fn create_customer(
+        &self,
+        customer: &serde_json::Value,
+        site: Option<&str>,
+    ) -> Result<i64, CrmError> {
+        self.write(
+            "/api/v5/customers/create".to_string(),
+            "customer",
+            customer,
+            site,
+            None,
+        )
+        .await
     }
 
     /// `POST /api/v5/customers/{id}/edit` with `by=id`. Returns the id.
-    pub async fn edit_customer(&self, id: i64, customer: &serde_json::Value, site: Option<&str>) -> Result<i64, CrmError> {
-        self.write(format!("/api/v5/customers/{id}/edit"), "customer", customer, site, Some("id"))
-            .await
+    pub async fn edit_customer(
+        &self,
+        id: i64,
+        customer: &serde_json::Value,
+        site: Option<&str>,
+    ) -> Result<i64, CrmError> {
+        self.write(
+            format!("/api/v5/customers/{id}/edit"),
+            "customer",
+            customer,
+            site,
+            Some("id"),
+        )
+        .await
     }
 
     // -----------------------------------------------------------------------------------------
@@ -494,9 +557,15 @@ impl CrmClient {
 
     /// Checks that the URL is a RetailCRM account offering API v5 and that the key is valid and
     /// has every scope in `needed_scopes` (error names the missing ones).
-    pub async fn test_connection(&self, needed_scopes: &[&str]) -> Result<ConnectionReport, CrmError> {
+    pub async fn test_connection(
+        &self,
+        needed_scopes: &[&str],
+    ) -> Result<ConnectionReport, CrmError> {
         let versions = self.api_versions().await?;
-        if !versions.iter().any(|v| v == "5.0" || v == "5" || v.starts_with("5.")) {
+        if !versions
+            .iter()
+            .any(|v| v == "5.0" || v == "5" || v.starts_with("5."))
+        {
             return Err(CrmError::UnsupportedVersion {
                 base_url: self.inner.base.clone(),
                 versions,
@@ -541,13 +610,20 @@ impl CrmClient {
             .await
     }
 
-    async fn list<T, F>(&self, path: &str, query: Vec<(String, String)>, pick: F) -> Result<Page<T>, CrmError>
+    async fn list<T, F>(
+        &self,
+        path: &str,
+        query: Vec<(String, String)>,
+        pick: F,
+    ) -> Result<Page<T>, CrmError>
     where
         T: DeserializeOwned,
         F: for<'a> Fn(ListEnvelope<'a>) -> Option<RawItems<'a>>,
     {
-        self.read_with_retries(path, query, |status, body| decode_list(path, status, body, &pick))
-            .await
+        self.read_with_retries(path, query, |status, body| {
+            decode_list(path, status, body, &pick)
+        })
+        .await
     }
 
     async fn dictionary<T, F>(&self, path: &str, pick: F) -> Result<HashMap<String, T>, CrmError>
@@ -555,11 +631,17 @@ impl CrmClient {
         T: DeserializeOwned,
         F: for<'a> Fn(DictEnvelope<'a>) -> Option<&'a RawValue>,
     {
-        self.read_with_retries(path, Vec::new(), |status, body| decode_dictionary(path, status, body, &pick))
-            .await
+        self.read_with_retries(path, Vec::new(), |status, body| {
+            decode_dictionary(path, status, body, &pick)
+        })
+        .await
     }
 
-    async fn get_typed<T: DeserializeOwned>(&self, path: &str, query: Vec<(String, String)>) -> Result<T, CrmError> {
+    async fn get_typed<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: Vec<(String, String)>,
+    ) -> Result<T, CrmError> {
         self.read_with_retries(path, query, |status, body| {
             #[derive(Deserialize)]
             struct Flag {
@@ -570,7 +652,8 @@ impl CrmClient {
             if !flag.success {
                 return Err(None);
             }
-            serde_json::from_slice::<T>(body).map_err(|e| Some(decode_err(path, status, &e.to_string())))
+            serde_json::from_slice::<T>(body)
+                .map_err(|e| Some(decode_err(path, status, &e.to_string())))
         })
         .await
     }
@@ -578,7 +661,12 @@ impl CrmClient {
     /// Sends a GET and decodes it with `decode`, retrying transient failures `read_retries`
     /// times. `decode` returns `Err(None)` when the body is a `success:false` error body, which
     /// is then turned into a typed error.
-    async fn read_with_retries<T, F>(&self, path: &str, query: Vec<(String, String)>, decode: F) -> Result<T, CrmError>
+    async fn read_with_retries<T, F>(
+        &self,
+        path: &str,
+        query: Vec<(String, String)>,
+        decode: F,
+    ) -> Result<T, CrmError>
     where
         F: Fn(u16, &[u8]) -> Result<T, Option<CrmError>>,
     {
@@ -595,8 +683,15 @@ impl CrmClient {
                 .await
                 .and_then(|raw| self.interpret(path, raw, &decode));
             match result {
-                Err(err) if err.class() == ErrorClass::Transient && attempt <= self.inner.opts.read_retries => {
-                    let delay = backoff_delay(attempt, Duration::from_millis(250), self.inner.opts.max_backoff);
+                Err(err)
+                    if err.class() == ErrorClass::Transient
+                        && attempt <= self.inner.opts.read_retries =>
+                {
+                    let delay = backoff_delay(
+                        attempt,
+                        Duration::from_millis(250),
+                        self.inner.opts.max_backoff,
+                    );
                     debug!(endpoint = path, attempt, error = %err, delay_ms = delay.as_millis() as u64,
                         "transient RetailCRM failure; retrying the read");
                     tokio::time::sleep(delay).await;
@@ -672,10 +767,22 @@ impl CrmClient {
                 },
             };
         };
-        let message = self.scrub(parsed.error_msg.as_deref().unwrap_or("no errorMsg in the response"));
-        let errors: Vec<String> = error_lines(&parsed.errors).iter().map(|l| self.scrub(l)).collect();
+        let message = self.scrub(
+            parsed
+                .error_msg
+                .as_deref()
+                .unwrap_or("no errorMsg in the response"),
+        );
+        let errors: Vec<String> = error_lines(&parsed.errors)
+            .iter()
+            .map(|l| self.scrub(l))
+            .collect();
         if message.contains("apiKey") {
-            CrmError::InvalidKey { endpoint, status, message }
+            CrmError::InvalidKey {
+                endpoint,
+                status,
+                message,
+            }
         } else if message.starts_with("Access denied") {
             CrmError::AccessDenied { endpoint, message }
         } else if message.contains("Account does not exist") {
@@ -686,9 +793,17 @@ impl CrmClient {
                 detail: message,
             }
         } else if status == 401 || status == 403 {
-            CrmError::InvalidKey { endpoint, status, message }
+            CrmError::InvalidKey {
+                endpoint,
+                status,
+                message,
+            }
         } else if status >= 500 {
-            CrmError::Server { endpoint, status, message }
+            CrmError::Server {
+                endpoint,
+                status,
+                message,
+            }
         } else {
             CrmError::Api {
                 endpoint,
@@ -717,7 +832,8 @@ impl CrmClient {
         site: Option<&str>,
         by: Option<&str>,
     ) -> Result<i64, CrmError> {
-        let json = serde_json::to_string(entity).map_err(|e| CrmError::InvalidRequest(format!("{field} is not serialisable: {e}")))?;
+        let json = serde_json::to_string(entity)
+            .map_err(|e| CrmError::InvalidRequest(format!("{field} is not serialisable: {e}")))?;
         let mut form = vec![(field.to_string(), json)];
         if let Some(by) = by {
             form.push(("by".into(), by.to_string()));
@@ -784,18 +900,29 @@ impl CrmClient {
             };
             debug!(endpoint = req.path, method = %req.method, status = status.as_u16(), duration_ms,
                 bytes = body.len(), "retailcrm request");
-            if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
-                let delay = backoff_delay(attempts, inner.opts.base_backoff, inner.opts.max_backoff);
+            if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS
+            {
+                let delay =
+                    backoff_delay(attempts, inner.opts.base_backoff, inner.opts.max_backoff);
                 if waited + delay > inner.opts.rate_limit_budget {
-                    warn!(endpoint = req.path, attempts, waited_ms = waited.as_millis() as u64,
-                        "retailcrm rate limit budget spent");
+                    warn!(
+                        endpoint = req.path,
+                        attempts,
+                        waited_ms = waited.as_millis() as u64,
+                        "retailcrm rate limit budget spent"
+                    );
                     return Err(CrmError::RateLimited {
                         endpoint: req.path.to_string(),
                         waited,
                         attempts,
                     });
                 }
-                debug!(endpoint = req.path, attempts, delay_ms = delay.as_millis() as u64, "rate limited by retailcrm; backing off");
+                debug!(
+                    endpoint = req.path,
+                    attempts,
+                    delay_ms = delay.as_millis() as u64,
+                    "rate limited by retailcrm; backing off"
+                );
                 inner.bucket.penalise(delay).await;
                 tokio::time::sleep(delay).await;
                 waited += delay;
@@ -833,7 +960,11 @@ impl CrmClient {
 
 /// Decodes a history body (`{success, generatedAt, history, pagination}`).
 /// `Err(None)` means a `success:false` body.
-fn decode_history<T: DeserializeOwned>(path: &str, status: u16, body: &[u8]) -> Result<HistoryPage<T>, Option<CrmError>> {
+fn decode_history<T: DeserializeOwned>(
+    path: &str,
+    status: u16,
+    body: &[u8],
+) -> Result<HistoryPage<T>, Option<CrmError>> {
     let env: ListEnvelope = parse_envelope(path, status, body)?;
     if !env.success {
         return Err(None);
@@ -849,7 +980,12 @@ fn decode_history<T: DeserializeOwned>(path: &str, status: u16, body: &[u8]) -> 
 }
 
 /// Decodes a list body, picking the list with `pick`.
-fn decode_list<T, F>(path: &str, status: u16, body: &[u8], pick: &F) -> Result<Page<T>, Option<CrmError>>
+fn decode_list<T, F>(
+    path: &str,
+    status: u16,
+    body: &[u8],
+    pick: &F,
+) -> Result<Page<T>, Option<CrmError>>
 where
     T: DeserializeOwned,
     F: for<'a> Fn(ListEnvelope<'a>) -> Option<RawItems<'a>>,
@@ -859,7 +995,13 @@ where
         return Err(None);
     }
     let pagination = env.pagination;
-    let raws = pick(env).ok_or_else(|| Some(decode_err(path, status, "the list is missing from the response")))?;
+    let raws = pick(env).ok_or_else(|| {
+        Some(decode_err(
+            path,
+            status,
+            "the list is missing from the response",
+        ))
+    })?;
     Ok(Page {
         items: decode_items(&raws.0),
         pagination,
@@ -867,7 +1009,12 @@ where
 }
 
 /// Decodes a reference dictionary; entries that do not decode are skipped with a warning.
-fn decode_dictionary<T, F>(path: &str, status: u16, body: &[u8], pick: &F) -> Result<HashMap<String, T>, Option<CrmError>>
+fn decode_dictionary<T, F>(
+    path: &str,
+    status: u16,
+    body: &[u8],
+    pick: &F,
+) -> Result<HashMap<String, T>, Option<CrmError>>
 where
     T: DeserializeOwned,
     F: for<'a> Fn(DictEnvelope<'a>) -> Option<&'a RawValue>,
@@ -876,7 +1023,13 @@ where
     if !env.success {
         return Err(None);
     }
-    let raw = pick(env).ok_or_else(|| Some(decode_err(path, status, "the dictionary is missing from the response")))?;
+    let raw = pick(env).ok_or_else(|| {
+        Some(decode_err(
+            path,
+            status,
+            "the dictionary is missing from the response",
+        ))
+    })?;
     let entries: HashMap<String, &RawValue> =
         super::decode::map_or_empty(&mut serde_json::Deserializer::from_str(raw.get()))
             .map_err(|e| Some(decode_err(path, status, &e.to_string())))?;
@@ -886,7 +1039,9 @@ where
             Ok(v) => {
                 out.insert(code, v);
             }
-            Err(e) => warn!(endpoint = path, code = %code, error = %e, "skipping a reference entry that does not decode"),
+            Err(e) => {
+                warn!(endpoint = path, code = %code, error = %e, "skipping a reference entry that does not decode")
+            }
         }
     }
     Ok(out)
@@ -898,28 +1053,41 @@ fn body_error(path: &str, r: Option<CrmError>) -> CrmError {
 
 /// Decodes a recorded `/api/v5/orders` body (for tests and tools; the client does the same).
 pub fn parse_orders_page(body: &[u8]) -> Result<Page<Order>, CrmError> {
-    decode_list("/api/v5/orders", 200, body, &|e: ListEnvelope<'_>| e.orders).map_err(|r| body_error("/api/v5/orders", r))
+    decode_list("/api/v5/orders", 200, body, &|e: ListEnvelope<'_>| e.orders)
+        .map_err(|r| body_error("/api/v5/orders", r))
 }
 
 /// Decodes a recorded `/api/v5/customers` body.
 pub fn parse_customers_page(body: &[u8]) -> Result<Page<Customer>, CrmError> {
-    decode_list("/api/v5/customers", 200, body, &|e: ListEnvelope<'_>| e.customers).map_err(|r| body_error("/api/v5/customers", r))
+    decode_list("/api/v5/customers", 200, body, &|e: ListEnvelope<'_>| {
+        e.customers
+    })
+    .map_err(|r| body_error("/api/v5/customers", r))
 }
 
 /// Decodes a recorded `/api/v5/orders/history` body.
 pub fn parse_orders_history(body: &[u8]) -> Result<HistoryPage<OrderHistoryRecord>, CrmError> {
-    decode_history("/api/v5/orders/history", 200, body).map_err(|r| body_error("/api/v5/orders/history", r))
+    decode_history("/api/v5/orders/history", 200, body)
+        .map_err(|r| body_error("/api/v5/orders/history", r))
 }
 
 /// Decodes a recorded `/api/v5/customers/history` body.
-pub fn parse_customers_history(body: &[u8]) -> Result<HistoryPage<CustomerHistoryRecord>, CrmError> {
-    decode_history("/api/v5/customers/history", 200, body).map_err(|r| body_error("/api/v5/customers/history", r))
+pub fn parse_customers_history(
+    body: &[u8],
+) -> Result<HistoryPage<CustomerHistoryRecord>, CrmError> {
+    decode_history("/api/v5/customers/history", 200, body)
+        .map_err(|r| body_error("/api/v5/customers/history", r))
 }
 
 /// Decodes a recorded `/api/v5/reference/statuses` body.
 pub fn parse_statuses(body: &[u8]) -> Result<HashMap<String, Status>, CrmError> {
-    decode_dictionary("/api/v5/reference/statuses", 200, body, &|e: DictEnvelope<'_>| e.statuses)
-        .map_err(|r| body_error("/api/v5/reference/statuses", r))
+    decode_dictionary(
+        "/api/v5/reference/statuses",
+        200,
+        body,
+        &|e: DictEnvelope<'_>| e.statuses,
+    )
+    .map_err(|r| body_error("/api/v5/reference/statuses", r))
 }
 
 /// Classifies a recorded error body as the client would for `status`.
@@ -940,7 +1108,11 @@ fn decode_err(path: &str, status: u16, reason: &str) -> CrmError {
 }
 
 /// Parses an envelope; a body that is not the JSON we expect is a (transient) decode error.
-fn parse_envelope<'a, T: Deserialize<'a>>(path: &str, status: u16, body: &'a [u8]) -> Result<T, Option<CrmError>> {
+fn parse_envelope<'a, T: Deserialize<'a>>(
+    path: &str,
+    status: u16,
+    body: &'a [u8],
+) -> Result<T, Option<CrmError>> {
     serde_json::from_slice::<T>(body).map_err(|e| Some(decode_err(path, status, &e.to_string())))
 }
 
@@ -999,7 +1171,11 @@ fn redact_url(raw: &str) -> String {
         }
         None => rest.rsplit_once('@').map_or(rest, |(_, h)| h).to_string(),
     };
-    let shown = if scheme.is_empty() { rest } else { format!("{scheme}://{rest}") };
+    let shown = if scheme.is_empty() {
+        rest
+    } else {
+        format!("{scheme}://{rest}")
+    };
     let mut out: String = shown.chars().take(200).collect();
     if s.len() < raw.trim().len() {
         out.push_str("?…");
@@ -1025,16 +1201,22 @@ fn normalise_base_url(api_url: &str) -> Result<String, CrmError> {
                     .parse::<std::net::IpAddr>()
                     .is_ok_and(|ip| ip.is_loopback());
             if !loopback {
-                return Err(bad("RetailCRM is served over https only (plain http is accepted for loopback test servers)"));
+                return Err(bad(
+                    "RetailCRM is served over https only (plain http is accepted for loopback test servers)",
+                ));
             }
         }
         other => return Err(bad(&format!("unsupported scheme `{other}`"))),
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad("credentials in the URL are not allowed; the API key is configured separately"));
+        return Err(bad(
+            "credentials in the URL are not allowed; the API key is configured separately",
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(bad("the URL must not have a query or fragment (never put apiKey in the URL)"));
+        return Err(bad(
+            "the URL must not have a query or fragment (never put apiKey in the URL)",
+        ));
     }
     let mut path = url.path().trim_end_matches('/').to_string();
     for suffix in ["/api/v5", "/api"] {
@@ -1044,7 +1226,11 @@ fn normalise_base_url(api_url: &str) -> Result<String, CrmError> {
         }
     }
     let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
-    let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host };
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host
+    };
     Ok(format!("{}://{}{}{}", url.scheme(), host, port, path))
 }
 
@@ -1054,9 +1240,18 @@ mod tests {
 
     #[test]
     fn base_url_rules() {
-        assert_eq!(normalise_base_url("https://a.retailcrm.ru/").unwrap(), "https://a.retailcrm.ru");
-        assert_eq!(normalise_base_url("https://a.retailcrm.ru/api/v5").unwrap(), "https://a.retailcrm.ru");
-        assert_eq!(normalise_base_url("http://127.0.0.1:8080").unwrap(), "http://127.0.0.1:8080");
+        assert_eq!(
+            normalise_base_url("https://a.retailcrm.ru/").unwrap(),
+            "https://a.retailcrm.ru"
+        );
+        assert_eq!(
+            normalise_base_url("https://a.retailcrm.ru/api/v5").unwrap(),
+            "https://a.retailcrm.ru"
+        );
+        assert_eq!(
+            normalise_base_url("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
         assert!(normalise_base_url("http://a.retailcrm.ru").is_err());
         assert!(normalise_base_url("https://a.retailcrm.ru/?apiKey=x").is_err());
         assert!(normalise_base_url("ftp://a").is_err());

@@ -26,7 +26,9 @@ pub enum ErrorClass {
 #[derive(Debug, thiserror::Error)]
 pub enum CrmError {
     /// The configured account URL cannot be used.
-    #[error("invalid RetailCRM URL `{url}`: {reason}; set api_url to the account address, e.g. https://shop.retailcrm.ru")]
+    #[error(
+        "invalid RetailCRM URL `{url}`: {reason}; set api_url to the account address, e.g. https://shop.retailcrm.ru"
+    )]
     InvalidUrl {
         /// The URL as configured.
         url: String,
@@ -37,7 +39,9 @@ pub enum CrmError {
     #[error("could not set up the HTTP client: {0}")]
     Setup(String),
     /// The API key was rejected (`Wrong "apiKey" value.`, `"apiKey" is missing.`, 401/403).
-    #[error("RetailCRM rejected the API key ({message}, HTTP {status} on {endpoint}); check the integration's api_key in retailcrm_integrations and that the key is still active in RetailCRM (Settings > Integration > API access keys)")]
+    #[error(
+        "RetailCRM rejected the API key ({message}, HTTP {status} on {endpoint}); check the integration's api_key in retailcrm_integrations and that the key is still active in RetailCRM (Settings > Integration > API access keys)"
+    )]
     InvalidKey {
         /// Endpoint path.
         endpoint: String,
@@ -47,7 +51,9 @@ pub enum CrmError {
         message: String,
     },
     /// The key lacks a scope or store needed for this method (`Access denied.`).
-    #[error("RetailCRM denied access to {endpoint} ({message}); give the API key the scope this method needs (order_read, customer_read, reference_read, order_write, customer_write) and access to the store")]
+    #[error(
+        "RetailCRM denied access to {endpoint} ({message}); give the API key the scope this method needs (order_read, customer_read, reference_read, order_write, customer_write) and access to the store"
+    )]
     AccessDenied {
         /// Endpoint path.
         endpoint: String,
@@ -61,7 +67,9 @@ pub enum CrmError {
         missing: Vec<String>,
     },
     /// The URL does not point at a RetailCRM account (HTML page, `Account does not exist.`).
-    #[error("no RetailCRM account answers at {base_url} (HTTP {status} on {endpoint}: {detail}); check api_url in retailcrm_integrations")]
+    #[error(
+        "no RetailCRM account answers at {base_url} (HTTP {status} on {endpoint}: {detail}); check api_url in retailcrm_integrations"
+    )]
     AccountNotFound {
         /// The account base URL.
         base_url: String,
@@ -81,7 +89,10 @@ pub enum CrmError {
         versions: Vec<String>,
     },
     /// RetailCRM refused the request (`{success:false, errorMsg, errors}` with a 4xx).
-    #[error("RetailCRM refused {endpoint} (HTTP {status}): {message}{}", format_details(errors))]
+    #[error(
+        "RetailCRM refused {endpoint} (HTTP {status}): {message}{}",
+        format_details(errors)
+    )]
     Api {
         /// Endpoint path.
         endpoint: String,
@@ -93,7 +104,9 @@ pub enum CrmError {
         errors: Vec<String>,
     },
     /// RetailCRM failed on its side (5xx other than 503, or `success:false` with a 5xx).
-    #[error("RetailCRM failed on {endpoint} (HTTP {status}): {message}; this is usually temporary, the job will be retried")]
+    #[error(
+        "RetailCRM failed on {endpoint} (HTTP {status}): {message}; this is usually temporary, the job will be retried"
+    )]
     Server {
         /// Endpoint path.
         endpoint: String,
@@ -103,7 +116,9 @@ pub enum CrmError {
         message: String,
     },
     /// 503/429 for longer than the rate-limit budget.
-    #[error("RetailCRM kept rate limiting {endpoint} (HTTP 503/429) for {waited:?} over {attempts} attempts; lower requests_per_second for this integration or retry later")]
+    #[error(
+        "RetailCRM kept rate limiting {endpoint} (HTTP 503/429) for {waited:?} over {attempts} attempts; lower requests_per_second for this integration or retry later"
+    )]
     RateLimited {
         /// Endpoint path.
         endpoint: String,
@@ -113,7 +128,9 @@ pub enum CrmError {
         attempts: u32,
     },
     /// No answer in time.
-    #[error("RetailCRM did not answer {endpoint} within {timeout:?}; the job will be retried (check the account's availability if this repeats)")]
+    #[error(
+        "RetailCRM did not answer {endpoint} within {timeout:?}; the job will be retried (check the account's availability if this repeats)"
+    )]
     Timeout {
         /// Endpoint path.
         endpoint: String,
@@ -121,7 +138,9 @@ pub enum CrmError {
         timeout: Duration,
     },
     /// Connection or transfer failure.
-    #[error("could not talk to RetailCRM on {endpoint}: {reason}; check network access to the account, the job will be retried")]
+    #[error(
+        "could not talk to RetailCRM on {endpoint}: {reason}; check network access to the account, the job will be retried"
+    )]
     Network {
         /// Endpoint path.
         endpoint: String,
@@ -129,7 +148,9 @@ pub enum CrmError {
         reason: String,
     },
     /// The body was not the JSON we expect (truncated, garbage, wrong envelope).
-    #[error("unreadable response from RetailCRM on {endpoint} (HTTP {status}): {reason}; usually a cut-off transfer, the job will be retried")]
+    #[error(
+        "unreadable response from RetailCRM on {endpoint} (HTTP {status}): {reason}; usually a cut-off transfer, the job will be retried"
+    )]
     Decode {
         /// Endpoint path.
         endpoint: String,

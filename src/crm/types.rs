@@ -13,8 +13,8 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::decode::{
-    lenient_bool, lenient_i64, lenient_opt_i64, lenient_opt_string, lenient_string, map_or_empty,
-    money, opt_money, parse_crm_datetime, seq_or_map, Decoded,
+    Decoded, lenient_bool, lenient_i64, lenient_opt_i64, lenient_opt_string, lenient_string,
+    map_or_empty, money, opt_money, parse_crm_datetime, seq_or_map,
 };
 
 /// `pagination` of a list response.

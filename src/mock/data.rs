@@ -20,9 +20,17 @@ use serde::{Serialize, Serializer};
 
 use super::state::MockState;
 
+/// `(group code, group name, process, [(status code, status name)])`.
+pub type StatusGroupDef = (
+    &'static str,
+    &'static str,
+    bool,
+    &'static [(&'static str, &'static str)],
+);
+
 /// `(group code, group name, process, [(status code, status name)])`: RetailCRM's default
 /// statuses (from the recorded `reference/statuses` of a real account).
-pub const DEFAULT_STATUS_GROUPS: &[(&str, &str, bool, &[(&str, &str)])] = &[
+pub const DEFAULT_STATUS_GROUPS: &[StatusGroupDef] = &[
     ("new", "Новый", false, &[("new", "Новый")]),
     (
         "approval",
@@ -253,14 +261,45 @@ pub struct GenConfig {
 }
 
 const MALE_FIRST: &[&str] = &[
-    "Иван", "Пётр", "Алексей", "Дмитрий", "Сергей", "Андрей", "Михаил", "Никита", "Артём", "Юрий",
+    "Иван",
+    "Пётр",
+    "Алексей",
+    "Дмитрий",
+    "Сергей",
+    "Андрей",
+    "Михаил",
+    "Никита",
+    "Артём",
+    "Юрий",
 ];
 const FEMALE_FIRST: &[&str] = &[
-    "Анна", "Мария", "Елена", "Ольга", "Наталья", "Татьяна", "Ксения", "Дарья", "Юлия", "Алёна",
+    "Анна",
+    "Мария",
+    "Елена",
+    "Ольга",
+    "Наталья",
+    "Татьяна",
+    "Ксения",
+    "Дарья",
+    "Юлия",
+    "Алёна",
 ];
 const SURNAME_STEMS: &[&str] = &[
-    "Иванов", "Петров", "Смирнов", "Кузнецов", "Попов", "Соколов", "Лебедев", "Козлов", "Новиков",
-    "Морозов", "Волков", "Зайцев", "Соловьёв", "Васильев", "Фёдоров",
+    "Иванов",
+    "Петров",
+    "Смирнов",
+    "Кузнецов",
+    "Попов",
+    "Соколов",
+    "Лебедев",
+    "Козлов",
+    "Новиков",
+    "Морозов",
+    "Волков",
+    "Зайцев",
+    "Соловьёв",
+    "Васильев",
+    "Фёдоров",
 ];
 const PATRONYMIC_M: &[&str] = &["Иванович", "Петрович", "Сергеевич", "Андреевич"];
 const PATRONYMIC_F: &[&str] = &["Ивановна", "Петровна", "Сергеевна", "Андреевна"];
@@ -292,7 +331,8 @@ pub fn epoch() -> NaiveDateTime {
 
 /// Formats a wall time as RetailCRM does.
 pub fn fmt_time(t: NaiveDateTime) -> String {
-    t.format(crate::crm::decode::CRM_DATETIME_FORMAT).to_string()
+    t.format(crate::crm::decode::CRM_DATETIME_FORMAT)
+        .to_string()
 }
 
 struct Person {
@@ -403,7 +443,8 @@ pub fn random_order(
             let phone = c.phones.first().map(|p| {
                 // Same phone, sometimes typed differently on the order.
                 if rng.random_bool(0.3) {
-                    let digits: String = p.number.chars().filter(|ch| ch.is_ascii_digit()).collect();
+                    let digits: String =
+                        p.number.chars().filter(|ch| ch.is_ascii_digit()).collect();
                     let tail = &digits[digits.len().saturating_sub(10)..];
                     tail.parse::<u64>()
                         .map(|d| format_phone(d, rng.random_range(0..5)))
@@ -447,8 +488,18 @@ pub fn random_order(
             pid.to_string(),
             MockPayment {
                 id: pid,
-                kind: if rng.random_bool(0.5) { "bank-card" } else { "cash" }.to_string(),
-                status: if rng.random_bool(0.6) { "paid" } else { "not-paid" }.to_string(),
+                kind: if rng.random_bool(0.5) {
+                    "bank-card"
+                } else {
+                    "cash"
+                }
+                .to_string(),
+                status: if rng.random_bool(0.6) {
+                    "paid"
+                } else {
+                    "not-paid"
+                }
+                .to_string(),
                 amount: total,
             },
         );
@@ -469,7 +520,11 @@ pub fn random_order(
         status_updated_at: created_at.clone(),
         created_at,
         order_type: "eshop-individual",
-        order_method: if rng.random_bool(0.5) { "shopping-cart" } else { "phone" },
+        order_method: if rng.random_bool(0.5) {
+            "shopping-cart"
+        } else {
+            "phone"
+        },
         first_name,
         last_name,
         email,
@@ -509,7 +564,14 @@ pub fn generate(cfg: &GenConfig) -> MockState {
             None
         };
         let status = statuses[rng.random_range(0..statuses.len())];
-        let o = random_order(&mut rng, j, &cfg.site, fmt_time(t), customer.as_deref(), status);
+        let o = random_order(
+            &mut rng,
+            j,
+            &cfg.site,
+            fmt_time(t),
+            customer.as_deref(),
+            status,
+        );
         state.insert_order(o, "user", t);
     }
     // Some later changes so history has field records and deletions.

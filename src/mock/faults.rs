@@ -50,7 +50,8 @@ impl ServerLimiter {
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         let (tokens, last) = *guard;
-        let refilled = (tokens + now.duration_since(last).as_secs_f64() * self.rate).min(self.capacity);
+        let refilled =
+            (tokens + now.duration_since(last).as_secs_f64() * self.rate).min(self.capacity);
         if refilled >= 1.0 {
             *guard = (refilled - 1.0, now);
             true

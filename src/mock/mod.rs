@@ -115,10 +115,14 @@ impl MockCrm {
         shared.set_faults(cfg.faults.clone());
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
-            .map_err(|source| MockError::Bind { addr: cfg.listen, source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| MockError::Bind { addr: cfg.listen, source })?;
+            .map_err(|source| MockError::Bind {
+                addr: cfg.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| MockError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
         let app = server::router(shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -155,7 +159,9 @@ pub struct MockHandle {
 
 impl std::fmt::Debug for MockHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MockHandle").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("MockHandle")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -183,8 +189,11 @@ impl MockHandle {
 
     /// Replaces the key's scopes.
     pub fn set_scopes(&self, scopes: &[&str]) {
-        *self.shared.scopes.write().unwrap_or_else(|e| e.into_inner()) =
-            scopes.iter().map(|s| s.to_string()).collect();
+        *self
+            .shared
+            .scopes
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = scopes.iter().map(|s| s.to_string()).collect();
     }
 
     /// `false` makes the mock answer like a host without this account (HTML 404/405).
@@ -209,12 +218,22 @@ impl MockHandle {
 
     /// The live orders (the mock's truth), ascending by id.
     pub fn orders_snapshot(&self) -> Vec<MockOrder> {
-        self.shared.read().orders.values().map(|o| (**o).clone()).collect()
+        self.shared
+            .read()
+            .orders
+            .values()
+            .map(|o| (**o).clone())
+            .collect()
     }
 
     /// The live customers, ascending by id.
     pub fn customers_snapshot(&self) -> Vec<MockCustomer> {
-        self.shared.read().customers.values().map(|c| (**c).clone()).collect()
+        self.shared
+            .read()
+            .customers
+            .values()
+            .map(|c| (**c).clone())
+            .collect()
     }
 
     /// Stops the server and waits for it.

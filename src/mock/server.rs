@@ -71,7 +71,10 @@ impl Shared {
 
     /// Replaces the fault settings.
     pub fn set_faults(&self, faults: FaultConfig) {
-        let limiter = faults.rate_limit.filter(|r| *r > 0.0).map(|r| Arc::new(ServerLimiter::new(r)));
+        let limiter = faults
+            .rate_limit
+            .filter(|r| *r > 0.0)
+            .map(|r| Arc::new(ServerLimiter::new(r)));
         *self.limiter.write().unwrap_or_else(|e| e.into_inner()) = limiter;
         *self.faults.write().unwrap_or_else(|e| e.into_inner()) = faults;
     }
@@ -116,7 +119,10 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        )],
         bytes,
     )
         .into_response()
@@ -127,11 +133,19 @@ fn error(status: StatusCode, msg: &str) -> Response {
 }
 
 fn error_with(status: StatusCode, msg: &str, errors: Value) -> Response {
-    json_response(status, &json!({"success": false, "errorMsg": msg, "errors": errors}))
+    json_response(
+        status,
+        &json!({"success": false, "errorMsg": msg, "errors": errors}),
+    )
 }
 
 fn html(status: StatusCode, body: &'static str) -> Response {
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("text/html"))], body).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/html"))],
+        body,
+    )
+        .into_response()
 }
 
 /// Builds the router.
@@ -153,7 +167,10 @@ pub fn router(shared: AppState) -> Router {
         .route("/api/v5/customers/{key}/edit", post(customers_edit))
         .fallback(api_not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(shared.clone(), api_middleware));
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            api_middleware,
+        ));
     let admin = Router::new()
         .route("/admin/stats", get(admin_stats))
         .route("/admin/mutate", post(admin_mutate))
@@ -178,7 +195,11 @@ fn needed_scope(method: &Method, path: &str) -> Option<&'static str> {
     if path.starts_with("/api/v5/orders") {
         Some(if write { "order_write" } else { "order_read" })
     } else if path.starts_with("/api/v5/customers") {
-        Some(if write { "customer_write" } else { "customer_read" })
+        Some(if write {
+            "customer_write"
+        } else {
+            "customer_read"
+        })
     } else if path.starts_with("/api/v5/reference") {
         Some("reference_read")
     } else {
@@ -187,9 +208,16 @@ fn needed_scope(method: &Method, path: &str) -> Option<&'static str> {
 }
 
 /// Counting, rate limit, faults, account existence and authentication for `/api/...`.
-async fn api_middleware(State(shared): State<AppState>, matched: Option<MatchedPath>, req: Request, next: Next) -> Response {
+async fn api_middleware(
+    State(shared): State<AppState>,
+    matched: Option<MatchedPath>,
+    req: Request,
+    next: Next,
+) -> Response {
     shared.requests.fetch_add(1, Ordering::Relaxed);
-    let route = matched.map(|m| m.as_str().to_string()).unwrap_or_else(|| "(unknown)".into());
+    let route = matched
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "(unknown)".into());
     *shared
         .by_endpoint
         .lock()
@@ -197,14 +225,22 @@ async fn api_middleware(State(shared): State<AppState>, matched: Option<MatchedP
         .entry(route)
         .or_insert(0) += 1;
 
-    let limiter = shared.limiter.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let limiter = shared
+        .limiter
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     if let Some(limiter) = limiter {
         if !limiter.try_take() {
             shared.rate_limited.fetch_add(1, Ordering::Relaxed);
             return html(StatusCode::SERVICE_UNAVAILABLE, HTML_503);
         }
     }
-    let faults = shared.faults.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let faults = shared
+        .faults
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     if faults.slow_ms > 0 {
         tokio::time::sleep(Duration::from_millis(faults.slow_ms)).await;
     }
@@ -255,7 +291,9 @@ async fn api_middleware(State(shared): State<AppState>, matched: Option<MatchedP
     if resp.status().is_success() && roll(faults.truncate_rate) {
         shared.truncated.fetch_add(1, Ordering::Relaxed);
         let (mut parts, body) = resp.into_parts();
-        let bytes = axum::body::to_bytes(body, 64 * 1024 * 1024).await.unwrap_or_default();
+        let bytes = axum::body::to_bytes(body, 64 * 1024 * 1024)
+            .await
+            .unwrap_or_default();
         let cut = bytes.slice(0..bytes.len() / 2);
         parts.headers.remove(header::CONTENT_LENGTH);
         return Response::from_parts(parts, Body::from(cut));
@@ -274,11 +312,18 @@ fn param<'a>(q: &'a Pairs, name: &str) -> Option<&'a str> {
 }
 
 fn params<'a>(q: &'a Pairs, name: &str) -> Vec<&'a str> {
-    q.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+    q.iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .collect()
 }
 
 fn input_error(field: &str, msg: &str) -> Response {
-    error_with(StatusCode::BAD_REQUEST, "Errors in the input parameters", json!({ field: msg }))
+    error_with(
+        StatusCode::BAD_REQUEST,
+        "Errors in the input parameters",
+        json!({ field: msg }),
+    )
 }
 
 /// `limit` (20/50/100, default 20) and `page` (>= 1, default 1).
@@ -288,14 +333,24 @@ fn paging(q: &Pairs) -> Result<(u32, u32), Response> {
         None => 20,
         Some(s) => match s.parse::<u32>() {
             Ok(l) if [20, 50, 100].contains(&l) => l,
-            _ => return Err(input_error("limit", "The value you selected is not a valid choice.")),
+            _ => {
+                return Err(input_error(
+                    "limit",
+                    "The value you selected is not a valid choice.",
+                ));
+            }
         },
     };
     let page = match param(q, "page") {
         None => 1,
         Some(s) => match s.parse::<u32>() {
             Ok(p) if p >= 1 => p,
-            _ => return Err(input_error("page", "This value should be greater than or equal to 1.")),
+            _ => {
+                return Err(input_error(
+                    "page",
+                    "This value should be greater than or equal to 1.",
+                ));
+            }
         },
     };
     Ok((page, limit))
@@ -311,11 +366,18 @@ fn pagination(limit: u32, total: usize, page: u32) -> Value {
 // ---------------------------------------------------------------------------------------------
 
 async fn api_versions() -> Response {
-    json_response(StatusCode::OK, &json!({"success": true, "versions": ["3.0", "4.0", "5.0"]}))
+    json_response(
+        StatusCode::OK,
+        &json!({"success": true, "versions": ["3.0", "4.0", "5.0"]}),
+    )
 }
 
 async fn credentials(State(shared): State<AppState>) -> Response {
-    let scopes = shared.scopes.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let scopes = shared
+        .scopes
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     json_response(
         StatusCode::OK,
         &json!({"success": true, "scopes": scopes, "credentials": [], "siteAccess": "access_full", "sitesAvailable": [shared.read().site.clone()]}),
@@ -357,7 +419,10 @@ async fn status_groups() -> Response {
             json!({"name": name, "code": group, "active": true, "ordering": (i + 1) * 10, "process": process, "statuses": codes}),
         );
     }
-    json_response(StatusCode::OK, &json!({"success": true, "statusGroups": map}))
+    json_response(
+        StatusCode::OK,
+        &json!({"success": true, "statusGroups": map}),
+    )
 }
 
 async fn sites(State(shared): State<AppState>) -> Response {
@@ -403,7 +468,10 @@ async fn orders_list(State(shared): State<AppState>, Query(q): Query<Pairs>) -> 
         None => st.orders_page(page, limit),
     };
     drop(st);
-    json_response(StatusCode::OK, &json!({"success": true, "pagination": pagination(limit, total, page), "orders": items}))
+    json_response(
+        StatusCode::OK,
+        &json!({"success": true, "pagination": pagination(limit, total, page), "orders": items}),
+    )
 }
 
 async fn customers_list(State(shared): State<AppState>, Query(q): Query<Pairs>) -> Response {
@@ -421,7 +489,10 @@ async fn customers_list(State(shared): State<AppState>, Query(q): Query<Pairs>) 
         None => st.customers_page(page, limit),
     };
     drop(st);
-    json_response(StatusCode::OK, &json!({"success": true, "pagination": pagination(limit, total, page), "customers": items}))
+    json_response(
+        StatusCode::OK,
+        &json!({"success": true, "pagination": pagination(limit, total, page), "customers": items}),
+    )
 }
 
 #[allow(clippy::result_large_err)]
@@ -480,9 +551,18 @@ async fn customers_history(State(shared): State<AppState>, Query(q): Query<Pairs
 
 #[allow(clippy::result_large_err)]
 fn entity_field(form: &Pairs, name: &str) -> Result<Value, Response> {
-    let raw = param(form, name).ok_or_else(|| error(StatusCode::BAD_REQUEST, &format!("Parameter '{name}' is missing")))?;
+    let raw = param(form, name).ok_or_else(|| {
+        error(
+            StatusCode::BAD_REQUEST,
+            &format!("Parameter '{name}' is missing"),
+        )
+    })?;
     serde_json::from_str::<Value>(raw).map_err(|_| {
-        error_with(StatusCode::BAD_REQUEST, "Errors in the entity format", json!({ name: "Invalid JSON" }))
+        error_with(
+            StatusCode::BAD_REQUEST,
+            "Errors in the entity format",
+            json!({ name: "Invalid JSON" }),
+        )
     })
 }
 
@@ -503,15 +583,26 @@ async fn orders_create(State(shared): State<AppState>, Form(form): Form<Pairs>) 
     let mut st = shared.write();
     match st.api_create_order(&order) {
         Ok(id) => {
-            let rendered = st.orders.get(&id).map(|o| st.render_order(o)).unwrap_or(Value::Null);
+            let rendered = st
+                .orders
+                .get(&id)
+                .map(|o| st.render_order(o))
+                .unwrap_or(Value::Null);
             drop(st);
-            json_response(StatusCode::CREATED, &json!({"success": true, "id": id, "order": rendered}))
+            json_response(
+                StatusCode::CREATED,
+                &json!({"success": true, "id": id, "order": rendered}),
+            )
         }
         Err(e) => write_error(e),
     }
 }
 
-async fn orders_edit(State(shared): State<AppState>, Path(key): Path<String>, Form(form): Form<Pairs>) -> Response {
+async fn orders_edit(
+    State(shared): State<AppState>,
+    Path(key): Path<String>,
+    Form(form): Form<Pairs>,
+) -> Response {
     let order = match entity_field(&form, "order") {
         Ok(v) => v,
         Err(r) => return r,
@@ -523,9 +614,16 @@ async fn orders_edit(State(shared): State<AppState>, Path(key): Path<String>, Fo
     let mut st = shared.write();
     match st.api_edit_order(&key, &by, &order) {
         Ok(id) => {
-            let rendered = st.orders.get(&id).map(|o| st.render_order(o)).unwrap_or(Value::Null);
+            let rendered = st
+                .orders
+                .get(&id)
+                .map(|o| st.render_order(o))
+                .unwrap_or(Value::Null);
             drop(st);
-            json_response(StatusCode::OK, &json!({"success": true, "id": id, "order": rendered}))
+            json_response(
+                StatusCode::OK,
+                &json!({"success": true, "id": id, "order": rendered}),
+            )
         }
         Err(e) => write_error(e),
     }
@@ -542,7 +640,11 @@ async fn customers_create(State(shared): State<AppState>, Form(form): Form<Pairs
     }
 }
 
-async fn customers_edit(State(shared): State<AppState>, Path(key): Path<String>, Form(form): Form<Pairs>) -> Response {
+async fn customers_edit(
+    State(shared): State<AppState>,
+    Path(key): Path<String>,
+    Form(form): Form<Pairs>,
+) -> Response {
     let customer = match entity_field(&form, "customer") {
         Ok(v) => v,
         Err(r) => return r,
@@ -572,8 +674,12 @@ async fn admin_stats(State(shared): State<AppState>) -> Response {
 }
 
 async fn admin_mutate(State(shared): State<AppState>, Query(q): Query<Pairs>) -> Response {
-    let n = param(&q, "n").and_then(|s| s.parse::<u64>().ok()).unwrap_or(10);
-    let seed = param(&q, "seed").and_then(|s| s.parse::<u64>().ok()).unwrap_or(1);
+    let n = param(&q, "n")
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(10);
+    let seed = param(&q, "seed")
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(1);
     let report = shared.write().mutate_random(n, seed);
     json_response(StatusCode::OK, &json!(report))
 }
@@ -588,7 +694,11 @@ async fn admin_restore(State(shared): State<AppState>) -> Response {
     json_response(StatusCode::OK, &json!({"revoked": false}))
 }
 
-async fn admin_order_status(State(shared): State<AppState>, Path(id): Path<i64>, Query(q): Query<Pairs>) -> Response {
+async fn admin_order_status(
+    State(shared): State<AppState>,
+    Path(id): Path<i64>,
+    Query(q): Query<Pairs>,
+) -> Response {
     let Some(status) = param(&q, "status") else {
         return error(StatusCode::BAD_REQUEST, "status is required");
     };

@@ -224,7 +224,13 @@ impl MockState {
         }
     }
 
-    fn push_order_hist(&mut self, source: &'static str, at: NaiveDateTime, entity: EntityRef, kind: HistKind<MockOrder>) {
+    fn push_order_hist(
+        &mut self,
+        source: &'static str,
+        at: NaiveDateTime,
+        entity: EntityRef,
+        kind: HistKind<MockOrder>,
+    ) {
         let id = self.next_order_hist;
         self.next_order_hist += 1;
         self.order_history.push(HistEntry {
@@ -236,7 +242,13 @@ impl MockState {
         });
     }
 
-    fn push_customer_hist(&mut self, source: &'static str, at: NaiveDateTime, entity: EntityRef, kind: HistKind<MockCustomer>) {
+    fn push_customer_hist(
+        &mut self,
+        source: &'static str,
+        at: NaiveDateTime,
+        entity: EntityRef,
+        kind: HistKind<MockCustomer>,
+    ) {
         let id = self.next_customer_hist;
         self.next_customer_hist += 1;
         self.customer_history.push(HistEntry {
@@ -249,7 +261,12 @@ impl MockState {
     }
 
     /// Adds a customer (its id must be the next one) with a `created` record at time `at`.
-    pub fn insert_customer(&mut self, c: MockCustomer, source: &'static str, at: NaiveDateTime) -> i64 {
+    pub fn insert_customer(
+        &mut self,
+        c: MockCustomer,
+        source: &'static str,
+        at: NaiveDateTime,
+    ) -> i64 {
         let id = c.id;
         self.next_customer_id = self.next_customer_id.max(id + 1);
         let c = Arc::new(c);
@@ -287,12 +304,26 @@ impl MockState {
         let new = json!({ "code": status });
         let entity = Self::order_ref(&next);
         self.orders.insert(id, Arc::new(next));
-        self.push_order_hist(source, at, entity, HistKind::Field { field: "status".into(), old, new });
+        self.push_order_hist(
+            source,
+            at,
+            entity,
+            HistKind::Field {
+                field: "status".into(),
+                old,
+                new,
+            },
+        );
         true
     }
 
     /// Changes an order's contact e-mail.
-    pub fn set_order_email(&mut self, id: i64, email: Option<String>, source: &'static str) -> bool {
+    pub fn set_order_email(
+        &mut self,
+        id: i64,
+        email: Option<String>,
+        source: &'static str,
+    ) -> bool {
         let Some(current) = self.orders.get(&id).cloned() else {
             return false;
         };
@@ -301,11 +332,20 @@ impl MockState {
         next.email = email.clone();
         let entity = Self::order_ref(&next);
         self.orders.insert(id, Arc::new(next));
-        self.push_order_hist(source, at, entity, HistKind::Field {
-            field: "email".into(),
-            old: current.email.clone().map(Value::String).unwrap_or(Value::Null),
-            new: email.map(Value::String).unwrap_or(Value::Null),
-        });
+        self.push_order_hist(
+            source,
+            at,
+            entity,
+            HistKind::Field {
+                field: "email".into(),
+                old: current
+                    .email
+                    .clone()
+                    .map(Value::String)
+                    .unwrap_or(Value::Null),
+                new: email.map(Value::String).unwrap_or(Value::Null),
+            },
+        );
         true
     }
 
@@ -366,10 +406,21 @@ impl MockState {
             }
         }
         if let Some(p) = phones {
-            let new_phones: Vec<MockPhone> = p.into_iter().map(|number| MockPhone { number }).collect();
+            let new_phones: Vec<MockPhone> =
+                p.into_iter().map(|number| MockPhone { number }).collect();
             if new_phones != next.phones {
-                let old = json!(next.phones.iter().map(|p| json!({"number": p.number})).collect::<Vec<_>>());
-                let new = json!(new_phones.iter().map(|p| json!({"number": p.number})).collect::<Vec<_>>());
+                let old = json!(
+                    next.phones
+                        .iter()
+                        .map(|p| json!({"number": p.number}))
+                        .collect::<Vec<_>>()
+                );
+                let new = json!(
+                    new_phones
+                        .iter()
+                        .map(|p| json!({"number": p.number}))
+                        .collect::<Vec<_>>()
+                );
                 changes.push(("phones".into(), old, new));
                 next.phones = new_phones;
             }
@@ -381,7 +432,12 @@ impl MockState {
         self.customers.insert(id, Arc::new(next));
         for (field, old, new) in changes {
             let at = self.change_time();
-            self.push_customer_hist(source, at, entity.clone(), HistKind::Field { field, old, new });
+            self.push_customer_hist(
+                source,
+                at,
+                entity.clone(),
+                HistKind::Field { field, old, new },
+            );
         }
         true
     }
@@ -397,7 +453,14 @@ impl MockState {
             None
         };
         let site = self.site.clone();
-        let o = random_order(&mut self.rng, id, &site, fmt_time(at), customer.as_deref(), "new");
+        let o = random_order(
+            &mut self.rng,
+            id,
+            &site,
+            fmt_time(at),
+            customer.as_deref(),
+            "new",
+        );
         self.insert_order(o, source, at)
     }
 
@@ -428,10 +491,15 @@ impl MockState {
                 let id = self.customer_ids[self.rng.random_range(0..self.customer_ids.len())];
                 let tag: u32 = self.rng.random_range(0..1_000_000);
                 let email = Some(Some(format!("changed{tag}@mail.ru")));
-                let phones = self
-                    .rng
-                    .random_bool(0.5)
-                    .then(|| vec![format!("+7 (9{:02}) {:03}-{:02}-{:02}", tag % 100, tag % 1000, tag % 97, tag % 89)]);
+                let phones = self.rng.random_bool(0.5).then(|| {
+                    vec![format!(
+                        "+7 (9{:02}) {:03}-{:02}-{:02}",
+                        tag % 100,
+                        tag % 1000,
+                        tag % 97,
+                        tag % 89
+                    )]
+                });
                 if self.edit_customer(id, email, phones, None, None, "user") {
                     report.customer_edits += 1;
                 }
@@ -457,7 +525,10 @@ impl MockState {
 
     fn find_order_id(&self, key: &str, by: &str) -> Option<i64> {
         match by {
-            "id" => key.parse::<i64>().ok().filter(|id| self.orders.contains_key(id)),
+            "id" => key
+                .parse::<i64>()
+                .ok()
+                .filter(|id| self.orders.contains_key(id)),
             _ => self
                 .orders
                 .values()
@@ -468,7 +539,10 @@ impl MockState {
 
     fn find_customer_id(&self, key: &str, by: &str) -> Option<i64> {
         match by {
-            "id" => key.parse::<i64>().ok().filter(|id| self.customers.contains_key(id)),
+            "id" => key
+                .parse::<i64>()
+                .ok()
+                .filter(|id| self.customers.contains_key(id)),
             _ => self
                 .customers
                 .values()
@@ -484,10 +558,16 @@ impl MockState {
             .ok_or_else(|| WriteError::new(400, "Errors in the entity format"))?;
         let id = self.next_order_id;
         let at = self.change_time();
-        let status = obj.get("status").and_then(patch_str).unwrap_or_else(|| "new".into());
+        let status = obj
+            .get("status")
+            .and_then(patch_str)
+            .unwrap_or_else(|| "new".into());
         if !all_status_codes().contains(&status.as_str()) {
             let mut e = WriteError::new(400, "Errors in the entity format");
-            e.errors.insert("status".into(), format!("Status \"{status}\" does not exist"));
+            e.errors.insert(
+                "status".into(),
+                format!("Status \"{status}\" does not exist"),
+            );
             return Err(e);
         }
         let customer_id = obj
@@ -497,19 +577,26 @@ impl MockState {
         if let Some(cid) = customer_id {
             if !self.customers.contains_key(&cid) {
                 let mut e = WriteError::new(400, "Errors in the entity format");
-                e.errors.insert("customer".into(), "Customer not found".into());
+                e.errors
+                    .insert("customer".into(), "Customer not found".into());
                 return Err(e);
             }
         }
         let total = items_total(obj.get("items")).unwrap_or(Kopecks(0));
         let o = MockOrder {
             id,
-            number: obj.get("number").and_then(patch_str).unwrap_or_else(|| format!("{id}A")),
+            number: obj
+                .get("number")
+                .and_then(patch_str)
+                .unwrap_or_else(|| format!("{id}A")),
             external_id: obj.get("externalId").and_then(patch_str),
             site: self.site.clone(),
             status,
             status_updated_at: fmt_time(at),
-            created_at: obj.get("createdAt").and_then(patch_str).unwrap_or_else(|| fmt_time(at)),
+            created_at: obj
+                .get("createdAt")
+                .and_then(patch_str)
+                .unwrap_or_else(|| fmt_time(at)),
             order_type: "eshop-individual",
             order_method: "shopping-cart",
             first_name: obj.get("firstName").and_then(patch_str),
@@ -527,7 +614,12 @@ impl MockState {
     }
 
     /// `POST /orders/{key}/edit`: applies a partial order.
-    pub fn api_edit_order(&mut self, key: &str, by: &str, patch: &Value) -> Result<i64, WriteError> {
+    pub fn api_edit_order(
+        &mut self,
+        key: &str,
+        by: &str,
+        patch: &Value,
+    ) -> Result<i64, WriteError> {
         let obj = patch
             .as_object()
             .ok_or_else(|| WriteError::new(400, "Errors in the entity format"))?;
@@ -537,7 +629,10 @@ impl MockState {
         if let Some(status) = obj.get("status").and_then(patch_str) {
             if !all_status_codes().contains(&status.as_str()) {
                 let mut e = WriteError::new(400, "Errors in the entity format");
-                e.errors.insert("status".into(), format!("Status \"{status}\" does not exist"));
+                e.errors.insert(
+                    "status".into(),
+                    format!("Status \"{status}\" does not exist"),
+                );
                 return Err(e);
             }
             self.set_order_status(id, &status, "api");
@@ -546,13 +641,20 @@ impl MockState {
             self.set_order_email(id, patch_str(email), "api");
         }
         let mut simple: Vec<(&str, &str)> = Vec::new();
-        for (json_key, field) in [("firstName", "first_name"), ("lastName", "last_name"), ("phone", "phone"), ("externalId", "external_id")] {
+        for (json_key, field) in [
+            ("firstName", "first_name"),
+            ("lastName", "last_name"),
+            ("phone", "phone"),
+            ("externalId", "external_id"),
+        ] {
             if obj.contains_key(json_key) {
                 simple.push((json_key, field));
             }
         }
         for (json_key, field) in simple {
-            let Some(current) = self.orders.get(&id).cloned() else { break };
+            let Some(current) = self.orders.get(&id).cloned() else {
+                break;
+            };
             let mut next = (*current).clone();
             let new = obj.get(json_key).and_then(patch_str);
             let slot = match json_key {
@@ -569,11 +671,16 @@ impl MockState {
             let at = self.change_time();
             let entity = Self::order_ref(&next);
             self.orders.insert(id, Arc::new(next));
-            self.push_order_hist("api", at, entity, HistKind::Field {
-                field: field.into(),
-                old: old.map(Value::String).unwrap_or(Value::Null),
-                new: new.map(Value::String).unwrap_or(Value::Null),
-            });
+            self.push_order_hist(
+                "api",
+                at,
+                entity,
+                HistKind::Field {
+                    field: field.into(),
+                    old: old.map(Value::String).unwrap_or(Value::Null),
+                    new: new.map(Value::String).unwrap_or(Value::Null),
+                },
+            );
         }
         Ok(id)
     }
@@ -614,7 +721,12 @@ impl MockState {
     }
 
     /// `POST /customers/{key}/edit`.
-    pub fn api_edit_customer(&mut self, key: &str, by: &str, patch: &Value) -> Result<i64, WriteError> {
+    pub fn api_edit_customer(
+        &mut self,
+        key: &str,
+        by: &str,
+        patch: &Value,
+    ) -> Result<i64, WriteError> {
         let obj = patch
             .as_object()
             .ok_or_else(|| WriteError::new(400, "Errors in the entity format"))?;
@@ -646,7 +758,10 @@ impl MockState {
         let mut v = serde_json::to_value(o).unwrap_or(Value::Null);
         if let (Some(cid), Value::Object(map)) = (o.customer_id, &mut v) {
             if let Some(c) = self.customers.get(&cid) {
-                map.insert("customer".into(), serde_json::to_value(&**c).unwrap_or(Value::Null));
+                map.insert(
+                    "customer".into(),
+                    serde_json::to_value(&**c).unwrap_or(Value::Null),
+                );
             }
         }
         v
@@ -678,7 +793,11 @@ impl MockState {
 
     /// Orders matching `ids` (missing ids are skipped), newest first, paged.
     pub fn orders_by_ids(&self, ids: &[i64], page: u32, limit: u32) -> (Vec<Value>, usize) {
-        let mut found: Vec<i64> = ids.iter().copied().filter(|id| self.orders.contains_key(id)).collect();
+        let mut found: Vec<i64> = ids
+            .iter()
+            .copied()
+            .filter(|id| self.orders.contains_key(id))
+            .collect();
         found.sort_unstable();
         found.dedup();
         let items = page_of(&found, page, limit)
@@ -692,7 +811,11 @@ impl MockState {
 
     /// Customers matching `ids`.
     pub fn customers_by_ids(&self, ids: &[i64], page: u32, limit: u32) -> (Vec<Value>, usize) {
-        let mut found: Vec<i64> = ids.iter().copied().filter(|id| self.customers.contains_key(id)).collect();
+        let mut found: Vec<i64> = ids
+            .iter()
+            .copied()
+            .filter(|id| self.customers.contains_key(id))
+            .collect();
         found.sort_unstable();
         found.dedup();
         let items = page_of(&found, page, limit)
@@ -704,7 +827,12 @@ impl MockState {
         (items, found.len())
     }
 
-    fn render_hist<E: Serialize>(&self, h: &HistEntry<E>, entity_key: &str, render_created: impl Fn(&E) -> Value) -> Value {
+    fn render_hist<E: Serialize>(
+        &self,
+        h: &HistEntry<E>,
+        entity_key: &str,
+        render_created: impl Fn(&E) -> Value,
+    ) -> Value {
         let mut m = serde_json::Map::new();
         m.insert("id".into(), json!(h.id));
         m.insert("createdAt".into(), json!(h.created_at));
@@ -746,7 +874,12 @@ impl MockState {
 
     /// A history page: with `since_id`, records with id > since_id (page 1 only); without it,
     /// page `page` of the whole history. Returns `(records, totalCount, currentPage)`.
-    fn history_slice<E>(hist: &[HistEntry<E>], since_id: Option<i64>, page: u32, limit: u32) -> (&[HistEntry<E>], usize, u32) {
+    fn history_slice<E>(
+        hist: &[HistEntry<E>],
+        since_id: Option<i64>,
+        page: u32,
+        limit: u32,
+    ) -> (&[HistEntry<E>], usize, u32) {
         let rest = match since_id {
             Some(s) => &hist[hist.partition_point(|h| h.id <= s)..],
             None => hist,
@@ -758,7 +891,12 @@ impl MockState {
     }
 
     /// Rendered order history page: `(records, totalCount, currentPage)`.
-    pub fn order_history_page(&self, since_id: Option<i64>, page: u32, limit: u32) -> (Vec<Value>, usize, u32) {
+    pub fn order_history_page(
+        &self,
+        since_id: Option<i64>,
+        page: u32,
+        limit: u32,
+    ) -> (Vec<Value>, usize, u32) {
         let (slice, total, cur) = Self::history_slice(&self.order_history, since_id, page, limit);
         let items = slice
             .iter()
@@ -768,18 +906,31 @@ impl MockState {
     }
 
     /// Rendered customer history page.
-    pub fn customer_history_page(&self, since_id: Option<i64>, page: u32, limit: u32) -> (Vec<Value>, usize, u32) {
-        let (slice, total, cur) = Self::history_slice(&self.customer_history, since_id, page, limit);
+    pub fn customer_history_page(
+        &self,
+        since_id: Option<i64>,
+        page: u32,
+        limit: u32,
+    ) -> (Vec<Value>, usize, u32) {
+        let (slice, total, cur) =
+            Self::history_slice(&self.customer_history, since_id, page, limit);
         let items = slice
             .iter()
-            .map(|h| self.render_hist(h, "customer", |c| serde_json::to_value(c).unwrap_or(Value::Null)))
+            .map(|h| {
+                self.render_hist(h, "customer", |c| {
+                    serde_json::to_value(c).unwrap_or(Value::Null)
+                })
+            })
             .collect();
         (items, total, cur)
     }
 
     /// Newest history record ids `(orders, customers)`.
     pub fn latest_history_ids(&self) -> (Option<i64>, Option<i64>) {
-        (self.order_history.last().map(|h| h.id), self.customer_history.last().map(|h| h.id))
+        (
+            self.order_history.last().map(|h| h.id),
+            self.customer_history.last().map(|h| h.id),
+        )
     }
 
     /// Counts of live entities and history records.
@@ -798,7 +949,10 @@ fn items_total(items: Option<&Value>) -> Option<Kopecks> {
     let items = items?.as_array()?;
     let mut total: i64 = 0;
     for item in items {
-        let price = item.get("initialPrice").and_then(Value::as_f64).unwrap_or(0.0);
+        let price = item
+            .get("initialPrice")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0);
         let qty = item.get("quantity").and_then(Value::as_f64).unwrap_or(1.0);
         total = total.saturating_add((price * qty * 100.0).round() as i64);
     }
