@@ -208,3 +208,20 @@ proptest! {
         prop_assert_eq!(page.items.len(), 1);
     }
 }
+
+#[test]
+fn history_poison_keeps_its_id_so_the_cursor_moves() {
+    let body = br#"{"success":true,"generatedAt":"2026-01-01 00:00:00",
+      "pagination":{"limit":20,"totalCount":3,"currentPage":1,"totalPageCount":1},
+      "history":[
+        {"id":10,"createdAt":"2026-01-01 10:00:00","field":"status","source":"user","order":{"id":5},"oldValue":{"code":"new"},"newValue":{"code":"complete"}},
+        {"id":"11","order":"not an object"},
+        {"id":12,"created":true,"source":"api","apiKey":{"current":true},"field":"id","order":{"id":6,"customFields":[]}}
+      ]}"#;
+    let page = parse_orders_history(body).unwrap();
+    assert_eq!(page.items.len(), 3);
+    assert_eq!(page.items[1].poison().unwrap().id, Some(11));
+    assert_eq!(page.max_id(), Some(12));
+    assert!(page.items[2].ok().unwrap().is_own_write());
+    assert_eq!(page.items[0].ok().unwrap().new_value["code"], "complete");
+}

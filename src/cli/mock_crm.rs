@@ -1,5 +1,5 @@
 //! `retailcrm-sync mock-crm`: serves a generated mock RetailCRM account on loopback until
-//! Ctrl-C/SIGTERM. Drive it through `/admin/stats`, `/admin/mutate?n=&seed=`,
+//! Ctrl-C or SIGTERM. Drive it through `/admin/stats`, `/admin/mutate?n=&seed=`,
 //! `/admin/revoke-key`, `/admin/restore-key`, `/admin/orders/{id}/status?status=` and
 //! `/admin/orders/{id}/delete`.
 
