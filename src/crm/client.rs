@@ -257,17 +257,13 @@ impl CrmClient {
     pub fn new(api_url: &str, api_key: ApiKey, opts: ClientOptions) -> Result<CrmClient, CrmError> {
         let base = normalise_base_url(api_url)?;
         if api_key.is_empty() {
-            return Err(CrmError::InvalidKey {
-                endpoint: "(none)".into(),
-                status: 0,
-                message: "the API key is empty".into(),
+            return Err(CrmError::UnusableKey {
+                reason: "it is empty".into(),
             });
         }
         let mut key_header =
-            HeaderValue::from_str(api_key.expose()).map_err(|_| CrmError::InvalidKey {
-                endpoint: "(none)".into(),
-                status: 0,
-                message: "the API key contains characters that cannot be sent in a header".into(),
+            HeaderValue::from_str(api_key.expose()).map_err(|_| CrmError::UnusableKey {
+                reason: "it contains characters that cannot be sent in an HTTP header".into(),
             })?;
         key_header.set_sensitive(true);
         let http = reqwest::Client::builder()
@@ -1258,6 +1254,28 @@ mod tests {
         assert!(normalise_base_url("not a url").is_err());
         let e = normalise_base_url("https://u:SECRET@a.ru/x?apiKey=SECRET").unwrap_err();
         assert!(!format!("{e} {e:?}").contains("SECRET"), "{e}");
+    }
+
+    #[test]
+    fn unusable_keys_are_refused_without_showing_them() {
+        let opts = ClientOptions::default;
+        let e = CrmClient::new("https://a.retailcrm.ru", ApiKey::new("  "), opts()).unwrap_err();
+        assert!(matches!(e, CrmError::UnusableKey { .. }));
+        let e = CrmClient::new(
+            "https://a.retailcrm.ru",
+            ApiKey::new("SECRET\u{1}x"),
+            opts(),
+        )
+        .unwrap_err();
+        assert!(e.is_permanent());
+        assert!(!format!("{e} {e:?}").contains("SECRET"));
+        let c = CrmClient::new(
+            "https://a.retailcrm.ru",
+            ApiKey::new("SECRETSECRET1234"),
+            opts(),
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("SECRET"));
     }
 
     #[test]

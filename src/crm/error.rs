@@ -38,6 +38,14 @@ pub enum CrmError {
     /// The HTTP client could not be built (TLS backend).
     #[error("could not set up the HTTP client: {0}")]
     Setup(String),
+    /// The configured API key cannot be sent at all (empty, or not valid in an HTTP header).
+    #[error(
+        "the configured RetailCRM API key is unusable: {reason}; set a valid api_key for this integration in retailcrm_integrations"
+    )]
+    UnusableKey {
+        /// What is wrong with it (never the key itself).
+        reason: String,
+    },
     /// The API key was rejected (`Wrong "apiKey" value.`, `"apiKey" is missing.`, 401/403).
     #[error(
         "RetailCRM rejected the API key ({message}, HTTP {status} on {endpoint}); check the integration's api_key in retailcrm_integrations and that the key is still active in RetailCRM (Settings > Integration > API access keys)"
@@ -178,6 +186,7 @@ impl CrmError {
         match self {
             CrmError::InvalidUrl { .. }
             | CrmError::Setup(_)
+            | CrmError::UnusableKey { .. }
             | CrmError::InvalidKey { .. }
             | CrmError::AccessDenied { .. }
             | CrmError::MissingScopes { .. }
