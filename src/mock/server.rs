@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::data::DEFAULT_STATUS_GROUPS;
@@ -356,9 +357,63 @@ fn paging(q: &Pairs) -> Result<(u32, u32), Response> {
     Ok((page, limit))
 }
 
-fn pagination(limit: u32, total: usize, page: u32) -> Value {
-    let pages = total.div_ceil(limit as usize);
-    json!({"limit": limit, "totalCount": total, "currentPage": page, "totalPageCount": pages})
+/// The `pagination` object.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PaginationBody {
+    limit: u32,
+    total_count: usize,
+    current_page: u32,
+    total_page_count: usize,
+}
+
+fn pagination(limit: u32, total: usize, page: u32) -> PaginationBody {
+    PaginationBody {
+        limit,
+        total_count: total,
+        current_page: page,
+        total_page_count: total.div_ceil(limit as usize),
+    }
+}
+
+/// A list or history answer, serialised straight from pre-rendered items.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListBody {
+    success: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    generated_at: Option<String>,
+    pagination: PaginationBody,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    orders: Option<Vec<Box<RawValue>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customers: Option<Vec<Box<RawValue>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    history: Option<Vec<Box<RawValue>>>,
+}
+
+fn list_response(status: StatusCode, body: &ListBody) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        )],
+        bytes,
+    )
+        .into_response()
+}
+
+fn list_body(pagination: PaginationBody) -> ListBody {
+    ListBody {
+        success: true,
+        generated_at: None,
+        pagination,
+        orders: None,
+        customers: None,
+        history: None,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -468,10 +523,9 @@ async fn orders_list(State(shared): State<AppState>, Query(q): Query<Pairs>) -> 
         None => st.orders_page(page, limit),
     };
     drop(st);
-    json_response(
-        StatusCode::OK,
-        &json!({"success": true, "pagination": pagination(limit, total, page), "orders": items}),
-    )
+    let mut body = list_body(pagination(limit, total, page));
+    body.orders = Some(items);
+    list_response(StatusCode::OK, &body)
 }
 
 async fn customers_list(State(shared): State<AppState>, Query(q): Query<Pairs>) -> Response {
@@ -489,10 +543,9 @@ async fn customers_list(State(shared): State<AppState>, Query(q): Query<Pairs>) 
         None => st.customers_page(page, limit),
     };
     drop(st);
-    json_response(
-        StatusCode::OK,
-        &json!({"success": true, "pagination": pagination(limit, total, page), "customers": items}),
-    )
+    let mut body = list_body(pagination(limit, total, page));
+    body.customers = Some(items);
+    list_response(StatusCode::OK, &body)
 }
 
 #[allow(clippy::result_large_err)]
@@ -527,10 +580,10 @@ async fn orders_history(State(shared): State<AppState>, Query(q): Query<Pairs>) 
         Err(r) => return r,
     };
     let (items, total, cur) = shared.read().order_history_page(since, page, limit);
-    json_response(
-        StatusCode::OK,
-        &json!({"success": true, "generatedAt": generated_at(), "history": items, "pagination": pagination(limit, total, cur)}),
-    )
+    let mut body = list_body(pagination(limit, total, cur));
+    body.generated_at = Some(generated_at());
+    body.history = Some(items);
+    list_response(StatusCode::OK, &body)
 }
 
 async fn customers_history(State(shared): State<AppState>, Query(q): Query<Pairs>) -> Response {
@@ -539,10 +592,10 @@ async fn customers_history(State(shared): State<AppState>, Query(q): Query<Pairs
         Err(r) => return r,
     };
     let (items, total, cur) = shared.read().customer_history_page(since, page, limit);
-    json_response(
-        StatusCode::OK,
-        &json!({"success": true, "generatedAt": generated_at(), "history": items, "pagination": pagination(limit, total, cur)}),
-    )
+    let mut body = list_body(pagination(limit, total, cur));
+    body.generated_at = Some(generated_at());
+    body.history = Some(items);
+    list_response(StatusCode::OK, &body)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -583,11 +636,7 @@ async fn orders_create(State(shared): State<AppState>, Form(form): Form<Pairs>) 
     let mut st = shared.write();
     match st.api_create_order(&order) {
         Ok(id) => {
-            let rendered = st
-                .orders
-                .get(&id)
-                .map(|o| st.render_order(o))
-                .unwrap_or(Value::Null);
+            let rendered = st.orders.get(&id).map(|o| st.render_order(o));
             drop(st);
             json_response(
                 StatusCode::CREATED,
@@ -614,11 +663,7 @@ async fn orders_edit(
     let mut st = shared.write();
     match st.api_edit_order(&key, &by, &order) {
         Ok(id) => {
-            let rendered = st
-                .orders
-                .get(&id)
-                .map(|o| st.render_order(o))
-                .unwrap_or(Value::Null);
+            let rendered = st.orders.get(&id).map(|o| st.render_order(o));
             drop(st);
             json_response(
                 StatusCode::OK,

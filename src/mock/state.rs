@@ -14,6 +14,7 @@ use chrono::{Duration as ChronoDuration, NaiveDateTime};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::data::{
@@ -35,6 +36,46 @@ pub struct EntityRef {
     /// Status code (orders only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+}
+
+/// An order as the API renders it: the order plus its customer's current state.
+#[derive(Serialize)]
+struct OrderView<'a> {
+    #[serde(flatten)]
+    order: &'a MockOrder,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customer: Option<&'a MockCustomer>,
+}
+
+/// A history record as the API renders it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HistView<'a> {
+    id: i64,
+    created_at: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    created: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    deleted: bool,
+    source: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_key: Option<Value>,
+    field: &'a str,
+    old_value: Value,
+    new_value: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    order: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customer: Option<&'a RawValue>,
+}
+
+fn raw<T: Serialize>(v: &T) -> Box<RawValue> {
+    serde_json::to_string(v)
+        .ok()
+        .and_then(|s| RawValue::from_string(s).ok())
+        .unwrap_or_else(|| RawValue::from_string("null".into()).unwrap_or_default())
 }
 
 /// What a history record says.
@@ -754,21 +795,16 @@ impl MockState {
     // -----------------------------------------------------------------------------------------
 
     /// Renders an order as the API shows it (customer embedded from its current state).
-    pub fn render_order(&self, o: &MockOrder) -> Value {
-        let mut v = serde_json::to_value(o).unwrap_or(Value::Null);
-        if let (Some(cid), Value::Object(map)) = (o.customer_id, &mut v) {
-            if let Some(c) = self.customers.get(&cid) {
-                map.insert(
-                    "customer".into(),
-                    serde_json::to_value(&**c).unwrap_or(Value::Null),
-                );
-            }
-        }
-        v
+    pub fn render_order(&self, o: &MockOrder) -> Box<RawValue> {
+        let customer = o
+            .customer_id
+            .and_then(|cid| self.customers.get(&cid))
+            .map(|c| &**c);
+        raw(&OrderView { order: o, customer })
     }
 
     /// A page of orders, newest first: `(items, totalCount)`.
-    pub fn orders_page(&self, page: u32, limit: u32) -> (Vec<Value>, usize) {
+    pub fn orders_page(&self, page: u32, limit: u32) -> (Vec<Box<RawValue>>, usize) {
         let ids = page_of(&self.order_ids, page, limit);
         let items = ids
             .iter()
@@ -780,19 +816,19 @@ impl MockState {
     }
 
     /// A page of customers, newest first.
-    pub fn customers_page(&self, page: u32, limit: u32) -> (Vec<Value>, usize) {
+    pub fn customers_page(&self, page: u32, limit: u32) -> (Vec<Box<RawValue>>, usize) {
         let ids = page_of(&self.customer_ids, page, limit);
         let items = ids
             .iter()
             .rev()
             .filter_map(|id| self.customers.get(id))
-            .map(|c| serde_json::to_value(&**c).unwrap_or(Value::Null))
+            .map(|c| raw(&**c))
             .collect();
         (items, self.customer_ids.len())
     }
 
     /// Orders matching `ids` (missing ids are skipped), newest first, paged.
-    pub fn orders_by_ids(&self, ids: &[i64], page: u32, limit: u32) -> (Vec<Value>, usize) {
+    pub fn orders_by_ids(&self, ids: &[i64], page: u32, limit: u32) -> (Vec<Box<RawValue>>, usize) {
         let mut found: Vec<i64> = ids
             .iter()
             .copied()
@@ -810,7 +846,12 @@ impl MockState {
     }
 
     /// Customers matching `ids`.
-    pub fn customers_by_ids(&self, ids: &[i64], page: u32, limit: u32) -> (Vec<Value>, usize) {
+    pub fn customers_by_ids(
+        &self,
+        ids: &[i64],
+        page: u32,
+        limit: u32,
+    ) -> (Vec<Box<RawValue>>, usize) {
         let mut found: Vec<i64> = ids
             .iter()
             .copied()
@@ -822,54 +863,43 @@ impl MockState {
             .iter()
             .rev()
             .filter_map(|id| self.customers.get(id))
-            .map(|c| serde_json::to_value(&**c).unwrap_or(Value::Null))
+            .map(|c| raw(&**c))
             .collect();
         (items, found.len())
     }
 
-    fn render_hist<E: Serialize>(
+    fn render_hist<E>(
         &self,
         h: &HistEntry<E>,
         entity_key: &str,
-        render_created: impl Fn(&E) -> Value,
-    ) -> Value {
-        let mut m = serde_json::Map::new();
-        m.insert("id".into(), json!(h.id));
-        m.insert("createdAt".into(), json!(h.created_at));
-        m.insert("source".into(), json!(h.source));
-        match h.source {
-            "api" => {
-                m.insert("apiKey".into(), json!({"current": true}));
-            }
-            "user" => {
-                m.insert("user".into(), json!({"id": 1}));
-            }
-            _ => {}
-        }
-        let entity = serde_json::to_value(&h.entity).unwrap_or(Value::Null);
-        match &h.kind {
-            HistKind::Created(snapshot) => {
-                m.insert("created".into(), json!(true));
-                m.insert("field".into(), json!("id"));
-                m.insert("oldValue".into(), Value::Null);
-                m.insert("newValue".into(), json!(h.entity.id));
-                m.insert(entity_key.into(), render_created(snapshot));
-            }
+        render_created: impl Fn(&E) -> Box<RawValue>,
+    ) -> Box<RawValue> {
+        let entity = match &h.kind {
+            HistKind::Created(snapshot) => render_created(snapshot),
+            _ => raw(&h.entity),
+        };
+        let (field, old_value, new_value, created, deleted) = match &h.kind {
+            HistKind::Created(_) => ("id", Value::Null, json!(h.entity.id), true, false),
             HistKind::Field { field, old, new } => {
-                m.insert("field".into(), json!(field));
-                m.insert("oldValue".into(), old.clone());
-                m.insert("newValue".into(), new.clone());
-                m.insert(entity_key.into(), entity);
+                (field.as_str(), old.clone(), new.clone(), false, false)
             }
-            HistKind::Deleted => {
-                m.insert("deleted".into(), json!(true));
-                m.insert("field".into(), json!("id"));
-                m.insert("oldValue".into(), json!(h.entity.id));
-                m.insert("newValue".into(), Value::Null);
-                m.insert(entity_key.into(), entity);
-            }
-        }
-        Value::Object(m)
+            HistKind::Deleted => ("id", json!(h.entity.id), Value::Null, false, true),
+        };
+        let is_order = entity_key == "order";
+        raw(&HistView {
+            id: h.id,
+            created_at: &h.created_at,
+            created,
+            deleted,
+            source: h.source,
+            user: (h.source == "user").then(|| json!({"id": 1})),
+            api_key: (h.source == "api").then(|| json!({"current": true})),
+            field,
+            old_value,
+            new_value,
+            order: is_order.then_some(&*entity),
+            customer: (!is_order).then_some(&*entity),
+        })
     }
 
     /// A history page: with `since_id`, records with id > since_id (page 1 only); without it,
@@ -896,7 +926,7 @@ impl MockState {
         since_id: Option<i64>,
         page: u32,
         limit: u32,
-    ) -> (Vec<Value>, usize, u32) {
+    ) -> (Vec<Box<RawValue>>, usize, u32) {
         let (slice, total, cur) = Self::history_slice(&self.order_history, since_id, page, limit);
         let items = slice
             .iter()
@@ -911,16 +941,12 @@ impl MockState {
         since_id: Option<i64>,
         page: u32,
         limit: u32,
-    ) -> (Vec<Value>, usize, u32) {
+    ) -> (Vec<Box<RawValue>>, usize, u32) {
         let (slice, total, cur) =
             Self::history_slice(&self.customer_history, since_id, page, limit);
         let items = slice
             .iter()
-            .map(|h| {
-                self.render_hist(h, "customer", |c| {
-                    serde_json::to_value(c).unwrap_or(Value::Null)
-                })
-            })
+            .map(|h| self.render_hist(h, "customer", raw))
             .collect();
         (items, total, cur)
     }
