@@ -248,48 +248,102 @@ async fn generation_is_deterministic_and_varied() {
     );
 }
 
+/// CPU time (user + system) this process has used so far.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage only writes into the struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    assert_eq!(rc, 0);
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// A minimal keep-alive HTTP/1.1 client, so the measurement is the server's cost, not a
+/// client library's.
+async fn hammer(addr: std::net::SocketAddr, path: String, key: String, n: usize) -> usize {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: mock\r\nX-API-KEY: {key}\r\n\r\n");
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut ok = 0;
+    for _ in 0..n {
+        stream.write_all(request.as_bytes()).await.unwrap();
+        buf.clear();
+        let (head_end, content_length) = loop {
+            let mut chunk = [0u8; 16 * 1024];
+            let read = stream.read(&mut chunk).await.unwrap();
+            assert!(read > 0, "server closed the connection");
+            buf.extend_from_slice(&chunk[..read]);
+            if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..pos]).to_ascii_lowercase();
+                let len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .expect("content-length");
+                assert!(head.starts_with("http/1.1 200"), "{head}");
+                break (pos + 4, len);
+            }
+        };
+        while buf.len() < head_end + content_length {
+            let mut chunk = [0u8; 16 * 1024];
+            let read = stream.read(&mut chunk).await.unwrap();
+            assert!(read > 0);
+            buf.extend_from_slice(&chunk[..read]);
+        }
+        ok += 1;
+    }
+    ok
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_over_1000_requests_per_second() {
     let _heavy = HEAVY.lock().await;
     let m = mock(2_000, 500, 1).await;
-    let http = reqwest::Client::new();
+    let n_per_conn = 250;
+    let conns = 8;
     let started = Instant::now();
-    let n = 2_000;
+    let cpu_before = cpu_time();
     let mut tasks = Vec::new();
-    for w in 0..16 {
-        let http = http.clone();
-        let url = format!(
-            "{}/api/v5/orders/history?limit=20&filter[sinceId]={}",
-            m.url,
-            w * 10
+    for w in 0..conns {
+        let path = format!(
+            "/api/v5/orders/history?limit=20&filter[sinceId]={}",
+            w * 100
         );
-        let key = m.api_key.clone();
-        tasks.push(tokio::spawn(async move {
-            for _ in 0..n / 16 {
-                let r = http
-                    .get(&url)
-                    .header("X-API-KEY", &key)
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status().as_u16(), 200);
-                let _ = r.bytes().await.unwrap();
-            }
-        }));
+        tasks.push(tokio::spawn(hammer(
+            m.addr,
+            path,
+            m.api_key.clone(),
+            n_per_conn,
+        )));
     }
+    let mut done = 0;
     for t in tasks {
-        t.await.unwrap();
+        done += t.await.unwrap();
     }
-    let rps = n as f64 / started.elapsed().as_secs_f64();
-    println!("mock served {rps:.0} requests/s (debug build, 2 cores shared with the client)");
-    // Release builds do several thousand; an unoptimised test build on a loaded 2-core machine
-    // (client and server share it) still has to stay near the target.
+    let wall = started.elapsed();
+    let cpu = cpu_time() - cpu_before;
+    assert_eq!(done, n_per_conn * conns);
+    let rps = done as f64 / wall.as_secs_f64();
+    // Requests per CPU-second of this process (server + a trivial client): what one core
+    // sustains, independent of what else the shared machine is doing.
+    let per_cpu_second = done as f64 / cpu.as_secs_f64().max(1e-3);
+    println!(
+        "mock served {rps:.0} requests/s wall, {per_cpu_second:.0} per CPU-second (20 history records with snapshots each)"
+    );
+    // The 1,000 req/s target is for the built binary; this unoptimised test build (our crate at
+    // opt-level 0) measures ~1,200, so it must stay above 800 to catch a regression.
     let floor = if cfg!(debug_assertions) {
-        700.0
+        800.0
     } else {
         1_000.0
     };
-    assert!(rps > floor, "{rps:.0} req/s");
+    assert!(
+        per_cpu_second > floor,
+        "{per_cpu_second:.0} requests per CPU-second"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -71,11 +71,9 @@ struct HistView<'a> {
     customer: Option<&'a RawValue>,
 }
 
+/// Serialises `v` once into JSON text kept as-is (no re-parse).
 fn raw<T: Serialize>(v: &T) -> Box<RawValue> {
-    serde_json::to_string(v)
-        .ok()
-        .and_then(|s| RawValue::from_string(s).ok())
-        .unwrap_or_else(|| RawValue::from_string("null".into()).unwrap_or_default())
+    serde_json::value::to_raw_value(v).unwrap_or_default()
 }
 
 /// What a history record says.
@@ -160,6 +158,9 @@ pub struct MockState {
     pub order_history: Vec<HistEntry<MockOrder>>,
     /// Customer history, ascending by id.
     pub customer_history: Vec<HistEntry<MockCustomer>>,
+    /// Lists serve the newest entity first (default, the assumed RetailCRM order); false
+    /// serves ascending ids.
+    pub newest_first: bool,
     order_ids: Vec<i64>,
     customer_ids: Vec<i64>,
     next_order_id: i64,
@@ -189,16 +190,22 @@ fn push_sorted(v: &mut Vec<i64>, id: i64) {
     }
 }
 
-fn page_of(ids: &[i64], page: u32, limit: u32) -> &[i64] {
-    // Newest first, like RetailCRM's default list order (assumed: see the report).
+/// The ids of one list page, in the order they are served: newest first (the assumed default
+/// of RetailCRM) or oldest first.
+fn page_ids(ids: &[i64], page: u32, limit: u32, newest_first: bool) -> Vec<i64> {
     let total = ids.len();
     let skip = (page.saturating_sub(1) as usize).saturating_mul(limit as usize);
     if skip >= total {
-        return &[];
+        return Vec::new();
     }
-    let end = total - skip;
-    let start = end.saturating_sub(limit as usize);
-    &ids[start..end]
+    if newest_first {
+        let end = total - skip;
+        let start = end.saturating_sub(limit as usize);
+        ids[start..end].iter().rev().copied().collect()
+    } else {
+        let end = (skip + limit as usize).min(total);
+        ids[skip..end].to_vec()
+    }
 }
 
 /// Reads a string field from a JSON patch (`null` clears it).
@@ -219,6 +226,7 @@ impl MockState {
             customers: BTreeMap::new(),
             order_history: Vec::new(),
             customer_history: Vec::new(),
+            newest_first: true,
             order_ids: Vec::new(),
             customer_ids: Vec::new(),
             next_order_id: 1,
@@ -805,10 +813,9 @@ impl MockState {
 
     /// A page of orders, newest first: `(items, totalCount)`.
     pub fn orders_page(&self, page: u32, limit: u32) -> (Vec<Box<RawValue>>, usize) {
-        let ids = page_of(&self.order_ids, page, limit);
+        let ids = page_ids(&self.order_ids, page, limit, self.newest_first);
         let items = ids
             .iter()
-            .rev()
             .filter_map(|id| self.orders.get(id))
             .map(|o| self.render_order(o))
             .collect();
@@ -817,10 +824,9 @@ impl MockState {
 
     /// A page of customers, newest first.
     pub fn customers_page(&self, page: u32, limit: u32) -> (Vec<Box<RawValue>>, usize) {
-        let ids = page_of(&self.customer_ids, page, limit);
+        let ids = page_ids(&self.customer_ids, page, limit, self.newest_first);
         let items = ids
             .iter()
-            .rev()
             .filter_map(|id| self.customers.get(id))
             .map(|c| raw(&**c))
             .collect();
@@ -836,9 +842,8 @@ impl MockState {
             .collect();
         found.sort_unstable();
         found.dedup();
-        let items = page_of(&found, page, limit)
+        let items = page_ids(&found, page, limit, self.newest_first)
             .iter()
-            .rev()
             .filter_map(|id| self.orders.get(id))
             .map(|o| self.render_order(o))
             .collect();
@@ -859,9 +864,8 @@ impl MockState {
             .collect();
         found.sort_unstable();
         found.dedup();
-        let items = page_of(&found, page, limit)
+        let items = page_ids(&found, page, limit, self.newest_first)
             .iter()
-            .rev()
             .filter_map(|id| self.customers.get(id))
             .map(|c| raw(&**c))
             .collect();
