@@ -1,6 +1,7 @@
 //! `retailcrm-sync mock-crm`: serves a generated mock RetailCRM account on loopback until
 //! Ctrl-C or SIGTERM. Drive it through `/admin/stats`, `/admin/mutate?n=&seed=`,
-//! `/admin/revoke-key`, `/admin/restore-key`, `/admin/orders/{id}/status?status=` and
+//! `/admin/revoke-key`, `/admin/restore-key`, `/admin/faults?rate_limit=&fail_rate=&truncate_rate=&slow_ms=`,
+//! `/admin/account?exists=false`, `/admin/orders/{id}/status?status=` and
 //! `/admin/orders/{id}/delete`.
 
 use std::net::SocketAddr;

@@ -47,6 +47,18 @@ pub struct Page<T> {
     pub pagination: Pagination,
 }
 
+impl<T> Page<T> {
+    /// The items that decoded.
+    pub fn ok_items(&self) -> impl Iterator<Item = &T> {
+        self.items.iter().filter_map(Decoded::ok)
+    }
+
+    /// The items that did not decode.
+    pub fn poison_items(&self) -> impl Iterator<Item = &super::decode::PoisonItem> {
+        self.items.iter().filter_map(Decoded::poison)
+    }
+}
+
 /// One page of a history method.
 #[derive(Debug, Clone)]
 pub struct HistoryPage<T> {
@@ -69,6 +81,18 @@ impl<T: HasHistoryId> HistoryPage<T> {
                 Decoded::Poison(p) => p.id,
             })
             .max()
+    }
+}
+
+impl<T> HistoryPage<T> {
+    /// The records that decoded.
+    pub fn ok_items(&self) -> impl Iterator<Item = &T> {
+        self.items.iter().filter_map(Decoded::ok)
+    }
+
+    /// The records that did not decode (their `id`, when readable, still moves the cursor).
+    pub fn poison_items(&self) -> impl Iterator<Item = &super::decode::PoisonItem> {
+        self.items.iter().filter_map(Decoded::poison)
     }
 }
 

@@ -176,6 +176,8 @@ pub fn router(shared: AppState) -> Router {
         .route("/admin/stats", get(admin_stats))
         .route("/admin/mutate", post(admin_mutate))
         .route("/admin/revoke-key", post(admin_revoke))
+        .route("/admin/faults", post(admin_faults))
+        .route("/admin/account", post(admin_account))
         .route("/admin/restore-key", post(admin_restore))
         .route("/admin/orders/{id}/status", post(admin_order_status))
         .route("/admin/orders/{id}/delete", post(admin_order_delete));
@@ -727,6 +729,33 @@ async fn admin_mutate(State(shared): State<AppState>, Query(q): Query<Pairs>) ->
         .unwrap_or(1);
     let report = shared.write().mutate_random(n, seed);
     json_response(StatusCode::OK, &json!(report))
+}
+
+/// `POST /admin/faults?rate_limit=&fail_rate=&truncate_rate=&slow_ms=`: replaces the fault
+/// settings (absent parameters mean "off").
+async fn admin_faults(State(shared): State<AppState>, Query(q): Query<Pairs>) -> Response {
+    let num = |name: &str| param(&q, name).and_then(|s| s.parse::<f64>().ok());
+    let faults = FaultConfig {
+        rate_limit: num("rate_limit").filter(|r| *r > 0.0),
+        fail_rate: num("fail_rate").unwrap_or(0.0).clamp(0.0, 1.0),
+        truncate_rate: num("truncate_rate").unwrap_or(0.0).clamp(0.0, 1.0),
+        slow_ms: param(&q, "slow_ms")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+    };
+    shared.set_faults(faults.clone());
+    json_response(
+        StatusCode::OK,
+        &json!({"rateLimit": faults.rate_limit, "failRate": faults.fail_rate,
+                "truncateRate": faults.truncate_rate, "slowMs": faults.slow_ms}),
+    )
+}
+
+/// `POST /admin/account?exists=false`: answer like a host without this account.
+async fn admin_account(State(shared): State<AppState>, Query(q): Query<Pairs>) -> Response {
+    let exists = param(&q, "exists") != Some("false");
+    shared.account_exists.store(exists, Ordering::Relaxed);
+    json_response(StatusCode::OK, &json!({"exists": exists}))
 }
 
 async fn admin_revoke(State(shared): State<AppState>) -> Response {
