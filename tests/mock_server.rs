@@ -369,8 +369,16 @@ async fn holds_400k_orders() {
     )
     .await;
     assert_eq!(s, 200);
+    let rss = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
     println!(
-        "built 400k orders in {built:?}; deep history page in {:?}",
+        "built 400k orders + 100k customers in {built:?}; deep history page in {:?}; {rss}",
         t.elapsed()
     );
     assert!(t.elapsed() < Duration::from_secs(2));
