@@ -1,0 +1,1296 @@
+//! The RetailCRM API v5 client (reqwest).
+//!
+//! One [`CrmClient`] per integration: it owns the account URL, the API key (sent only as the
+//! `X-API-KEY` header), a token bucket that paces every request of the client, and the retry
+//! policy for rate limiting (503/429: wait with capped exponential backoff + jitter until the
+//! budget is spent). Idempotent reads are also retried a couple of times on transient failures
+//! (5xx, timeouts, cut-off bodies) before the error reaches the job layer; writes never are,
+//! because a create that timed out may have happened.
+//!
+//! Responses are decoded tolerantly (see [`super::decode`]): the envelope first, then every list
+//! item on its own, so one bad record becomes a [`Decoded::Poison`] and the page still succeeds.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono_tz::Tz;
+use reqwest::header::HeaderValue;
+use reqwest::{Method, StatusCode, Url};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use tracing::{debug, warn};
+
+use super::decode::{decode_items, lenient_opt_i64, lenient_opt_string, seq_or_map};
+use super::error::{CrmError, ErrorClass};
+use super::ratelimit::{TokenBucket, backoff_delay};
+use super::types::{
+    AccountSettings, ConnectionReport, Credentials, Customer, CustomerHistoryRecord, HistoryPage,
+    Order, OrderHistoryRecord, Page, Pagination, Site, Status, StatusGroup,
+};
+use crate::model::Stream;
+use crate::secret::ApiKey;
+
+/// Page sizes RetailCRM accepts on lists and history.
+pub const ALLOWED_LIMITS: [u32; 3] = [20, 50, 100];
+/// Most ids one `filter[ids][]` call may carry (one page of 100).
+pub const MAX_IDS_PER_CALL: usize = 100;
+/// Default account timezone when `/settings` does not name one.
+pub const DEFAULT_TIMEZONE: Tz = chrono_tz::Europe::Moscow;
+
+/// Tuning of one client.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Requests per second this client may send (RetailCRM allows 10 per IP). <= 0 disables
+    /// pacing (tests only).
+    pub requests_per_second: f64,
+    /// Timeout of one HTTP request, connect to last byte.
+    pub timeout: Duration,
+    /// Total time one call may spend waiting on 503/429 before it fails with
+    /// [`CrmError::RateLimited`].
+    pub rate_limit_budget: Duration,
+    /// Cap of one backoff wait.
+    pub max_backoff: Duration,
+    /// First backoff wait after a 503/429 (doubles per attempt).
+    pub base_backoff: Duration,
+    /// Extra attempts for idempotent reads after a transient failure (5xx, timeout, cut-off
+    /// body). Writes are never retried.
+    pub read_retries: u32,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            requests_per_second: 10.0,
+            timeout: Duration::from_secs(30),
+            rate_limit_budget: Duration::from_secs(120),
+            max_backoff: Duration::from_secs(10),
+            base_backoff: Duration::from_millis(100),
+            read_retries: 2,
+        }
+    }
+}
+
+/// A RetailCRM client. Cheap to clone; clones share the connection pool, the token bucket and
+/// the request counter.
+#[derive(Clone)]
+pub struct CrmClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    /// Account base URL without a trailing slash, e.g. `https://shop.retailcrm.ru`.
+    base: String,
+    key: ApiKey,
+    key_header: HeaderValue,
+    opts: ClientOptions,
+    bucket: TokenBucket,
+    requests: AtomicU64,
+}
+
+impl fmt::Debug for CrmClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CrmClient")
+            .field("base", &self.inner.base)
+            .field("key", &self.inner.key)
+            .field("opts", &self.inner.opts)
+            .finish()
+    }
+}
+
+/// The raw answer of one HTTP exchange.
+struct RawResponse {
+    status: u16,
+    body: Vec<u8>,
+}
+
+/// Parameters of one request.
+struct Request<'a> {
+    method: Method,
+    /// Path below the base URL, e.g. `/api/v5/orders`.
+    path: &'a str,
+    query: Vec<(String, String)>,
+    form: Option<Vec<(String, String)>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A list envelope with the items kept raw.
+#[derive(Deserialize)]
+struct ListEnvelope<'a> {
+    #[serde(default = "yes")]
+    success: bool,
+    #[serde(default)]
+    pagination: Pagination,
+    #[serde(borrow, default)]
+    orders: Option<RawItems<'a>>,
+    #[serde(borrow, default)]
+    customers: Option<RawItems<'a>>,
+    #[serde(borrow, default)]
+    history: Option<RawItems<'a>>,
+    #[serde(
+        default,
+        rename = "generatedAt",
+        deserialize_with = "lenient_opt_string"
+    )]
+    generated_at: Option<String>,
+}
+
+/// A list of raw items: an array, or an object (PHP) whose values are the items.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct RawItems<'a>(#[serde(borrow, deserialize_with = "seq_or_map")] Vec<&'a RawValue>);
+
+/// A dictionary envelope (`statuses`, `statusGroups`, `sites`) with values kept raw.
+#[derive(Deserialize)]
+struct DictEnvelope<'a> {
+    #[serde(default = "yes")]
+    success: bool,
+    #[serde(borrow, default)]
+    statuses: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "statusGroups")]
+    status_groups: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    sites: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct VersionsEnvelope {
+    #[serde(default = "yes")]
+    success: bool,
+    #[serde(default, deserialize_with = "seq_or_map")]
+    versions: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct CredentialsEnvelope {
+    #[serde(default = "yes")]
+    success: bool,
+    #[serde(flatten)]
+    credentials: Credentials,
+}
+
+#[derive(Deserialize)]
+struct SettingValue {
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    value: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SettingsBody {
+    #[serde(default)]
+    timezone: Option<SettingValue>,
+    #[serde(default, alias = "defaultCurrency")]
+    default_currency: Option<SettingValue>,
+}
+
+#[derive(Deserialize)]
+struct SettingsEnvelope {
+    #[serde(default = "yes")]
+    success: bool,
+    #[serde(default)]
+    settings: Option<SettingsBody>,
+}
+
+#[derive(Deserialize)]
+struct IdEnvelope {
+    #[serde(default = "yes")]
+    success: bool,
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    id: Option<i64>,
+}
+
+/// The parts of an error body we read.
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default, rename = "errorMsg", deserialize_with = "lenient_opt_string")]
+    error_msg: Option<String>,
+    #[serde(default)]
+    errors: serde_json::Value,
+}
+
+/// `errors` as readable lines: an object gives `field: message`, a list gives its items.
+fn error_lines(errors: &serde_json::Value) -> Vec<String> {
+    fn text(v: &serde_json::Value) -> String {
+        match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+    match errors {
+        serde_json::Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", text(v)))
+            .collect(),
+        serde_json::Value::Array(items) => items.iter().map(text).collect(),
+        serde_json::Value::Null => Vec::new(),
+        other => vec![text(other)],
+    }
+}
+
+fn excerpt(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(body);
+    let t: String = s.trim().chars().take(120).collect();
+    if t.is_empty() {
+        "empty body".to_string()
+    } else {
+        t
+    }
+}
+
+fn looks_like_html(body: &[u8]) -> bool {
+    body.iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'<')
+}
+
+impl CrmClient {
+    /// A client for the account at `api_url` (e.g. `https://shop.retailcrm.ru`; a trailing
+    /// `/` or `/api` is accepted). `http://` is refused except on loopback (the mock).
+    pub fn new(api_url: &str, api_key: ApiKey, opts: ClientOptions) -> Result<CrmClient, CrmError> {
+        let base = normalise_base_url(api_url)?;
+        if api_key.is_empty() {
+            return Err(CrmError::UnusableKey {
+                reason: "it is empty".into(),
+            });
+        }
+        let mut key_header =
+            HeaderValue::from_str(api_key.expose()).map_err(|_| CrmError::UnusableKey {
+                reason: "it contains characters that cannot be sent in an HTTP header".into(),
+            })?;
+        key_header.set_sensitive(true);
+        let http = reqwest::Client::builder()
+            .timeout(opts.timeout)
+            .connect_timeout(opts.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("retailcrm-sync/", env!("CARGO_PKG_VERSION")))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| CrmError::Setup(e.to_string()))?;
+        Ok(CrmClient {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                key: api_key,
+                key_header,
+                bucket: TokenBucket::new(opts.requests_per_second),
+                opts,
+                requests: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The account base URL this client talks to.
+    pub fn base_url(&self) -> &str {
+        &self.inner.base
+    }
+
+    /// Total HTTP requests sent by this client and its clones (retries included).
+    pub fn request_count(&self) -> u64 {
+        self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Account and reference
+    // -----------------------------------------------------------------------------------------
+
+    /// `GET /api/api-versions`: the API versions the account accepts.
+    pub async fn api_versions(&self) -> Result<Vec<String>, CrmError> {
+        let path = "/api/api-versions";
+        let env: VersionsEnvelope = self.get_typed(path, Vec::new()).await?;
+        let _ = env.success;
+        Ok(env.versions)
+    }
+
+    /// `GET /api/credentials`: the key's scopes and store access.
+    pub async fn credentials(&self) -> Result<Credentials, CrmError> {
+        let env: CredentialsEnvelope = self.get_typed("/api/credentials", Vec::new()).await?;
+        let _ = env.success;
+        Ok(env.credentials)
+    }
+
+    /// `GET /api/v5/settings`: the account timezone (Europe/Moscow if absent or unknown) and
+    /// default currency.
+    pub async fn settings(&self) -> Result<AccountSettings, CrmError> {
+        let env: SettingsEnvelope = self.get_typed("/api/v5/settings", Vec::new()).await?;
+        let _ = env.success;
+        let body = env.settings;
+        let timezone_raw = body
+            .as_ref()
+            .and_then(|s| s.timezone.as_ref())
+            .and_then(|v| v.value.clone());
+        let default_currency = body
+            .as_ref()
+            .and_then(|s| s.default_currency.as_ref())
+            .and_then(|v| v.value.clone());
+        let timezone = match timezone_raw.as_deref().map(str::trim) {
+            None | Some("") => DEFAULT_TIMEZONE,
+            Some(name) => match Tz::from_str(name) {
+                Ok(tz) => tz,
+                Err(_) => {
+                    warn!(timezone = name, base_url = %self.inner.base,
+                        "unknown account timezone; using Europe/Moscow");
+                    DEFAULT_TIMEZONE
+                }
+            },
+        };
+        Ok(AccountSettings {
+            timezone,
+            timezone_raw,
+            default_currency,
+        })
+    }
+
+    /// `GET /api/v5/reference/statuses`, keyed by status code. Entries that do not decode are
+    /// skipped with a warning.
+    pub async fn statuses(&self) -> Result<HashMap<String, Status>, CrmError> {
+        self.dictionary("/api/v5/reference/statuses", |e| e.statuses)
+            .await
+    }
+
+    /// `GET /api/v5/reference/status-groups`, keyed by group code.
+    pub async fn status_groups(&self) -> Result<HashMap<String, StatusGroup>, CrmError> {
+        self.dictionary("/api/v5/reference/status-groups", |e| e.status_groups)
+            .await
+    }
+
+    /// `GET /api/v5/reference/sites`, keyed by store code.
+    pub async fn sites(&self) -> Result<HashMap<String, Site>, CrmError> {
+        self.dictionary("/api/v5/reference/sites", |e| e.sites)
+            .await
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Lists
+    // -----------------------------------------------------------------------------------------
+
+    /// `GET /api/v5/orders?page=&limit=` (limit 20, 50 or 100).
+    pub async fn orders_page(&self, page: u32, limit: u32) -> Result<Page<Order>, CrmError> {
+        check_limit(limit)?;
+        let q = vec![
+            ("page".into(), page.max(1).to_string()),
+            ("limit".into(), limit.to_string()),
+        ];
+        self.list("/api/v5/orders", q, |e| e.orders).await
+    }
+
+    /// `GET /api/v5/customers?page=&limit=` (limit 20, 50 or 100).
+    pub async fn customers_page(&self, page: u32, limit: u32) -> Result<Page<Customer>, CrmError> {
+        check_limit(limit)?;
+        let q = vec![
+            ("page".into(), page.max(1).to_string()),
+            ("limit".into(), limit.to_string()),
+        ];
+        self.list("/api/v5/customers", q, |e| e.customers).await
+    }
+
+    /// `GET /api/v5/orders?filter[ids][]=...&limit=100`: at most 100 ids; ids that no longer
+    /// exist (deleted) are simply absent from the result. No request for an empty slice.
+    pub async fn orders_by_ids(&self, ids: &[i64]) -> Result<Page<Order>, CrmError> {
+        match ids_query(ids)? {
+            None => Ok(empty_page()),
+            Some(q) => self.list("/api/v5/orders", q, |e| e.orders).await,
+        }
+    }
+
+    /// `GET /api/v5/customers?filter[ids][]=...&limit=100`: at most 100 ids.
+    pub async fn customers_by_ids(&self, ids: &[i64]) -> Result<Page<Customer>, CrmError> {
+        match ids_query(ids)? {
+            None => Ok(empty_page()),
+            Some(q) => self.list("/api/v5/customers", q, |e| e.customers).await,
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // History
+    // -----------------------------------------------------------------------------------------
+
+    /// `GET /api/v5/orders/history?filter[sinceId]=&limit=`: records with id > `since_id`,
+    /// ascending. Never sends `page` together with `sinceId` (RetailCRM answers 400).
+    pub async fn orders_history(
+        &self,
+        since_id: Option<i64>,
+        limit: u32,
+    ) -> Result<HistoryPage<OrderHistoryRecord>, CrmError> {
+        self.history("/api/v5/orders/history", since_id, None, limit)
+            .await
+    }
+
+    /// `GET /api/v5/customers/history?filter[sinceId]=&limit=`.
+    pub async fn customers_history(
+        &self,
+        since_id: Option<i64>,
+        limit: u32,
+    ) -> Result<HistoryPage<CustomerHistoryRecord>, CrmError> {
+        self.history("/api/v5/customers/history", since_id, None, limit)
+            .await
+    }
+
+    /// The newest history record id of a stream (`None` when the history is empty): page 1
+    /// without `sinceId` gives `totalPageCount`, then the last page gives the newest record.
+    /// Used as the snapshot anchor before a full load; a change made between the two calls is
+    /// at worst seen twice, never missed.
+    pub async fn latest_history_id(&self, stream: Stream) -> Result<Option<i64>, CrmError> {
+        match stream {
+            Stream::Orders => {
+                self.latest_in::<OrderHistoryRecord>("/api/v5/orders/history")
+                    .await
+            }
+            Stream::Customers => {
+                self.latest_in::<CustomerHistoryRecord>("/api/v5/customers/history")
+                    .await
+            }
+        }
+    }
+
+    async fn latest_in<T>(&self, path: &str) -> Result<Option<i64>, CrmError>
+    where
+        T: DeserializeOwned + super::types::HasHistoryId,
+    {
+        let first: HistoryPage<T> = self.history(path, None, Some(1), 100).await?;
+        let mut best = first.max_id();
+        let pages = first.pagination.total_page_count;
+        if pages > 1 {
+            let last: HistoryPage<T> = self.history(path, None, Some(pages), 100).await?;
+            best = best.max(last.max_id());
+            // Someone added records between the calls: walk forward from what we know.
+            if let Some(mut cursor) = best {
+                loop {
+                    let more: HistoryPage<T> = self.history(path, Some(cursor), None, 100).await?;
+                    match more.max_id() {
+                        Some(id) if id > cursor => cursor = id,
+                        _ => break,
+                    }
+                    if more.pagination.is_last() {
+                        break;
+                    }
+                }
+                best = Some(cursor);
+            }
+        }
+        Ok(best)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Writes
+    // -----------------------------------------------------------------------------------------
+
+    /// `POST /api/v5/orders/create` (form: `order` = JSON, `site`). Returns the new id.
+    pub async fn create_order(
+        &self,
+        order: &serde_json::Value,
+        site: Option<&str>,
+    ) -> Result<i64, CrmError> {
+        self.write(
+            "/api/v5/orders/create".to_string(),
+            "order",
+            order,
+            site,
+            None,
+        )
+        .await
+    }
+
+    /// `POST /api/v5/orders/{id}/edit` with `by=id` (partial `order` JSON). Returns the id.
+    pub async fn edit_order(
+        &self,
+        id: i64,
+        order: &serde_json::Value,
+        site: Option<&str>,
+    ) -> Result<i64, CrmError> {
+        self.write(
+            format!("/api/v5/orders/{id}/edit"),
+            "order",
+            order,
+            site,
+            Some("id"),
+        )
+        .await
+    }
+
+    /// `POST /api/v5/customers/create` (form: `customer` = JSON, `site`). Returns the new id.
+    pub async fn create_customer(
+        &self,
+        customer: &serde_json::Value,
+        site: Option<&str>,
+    ) -> Result<i64, CrmError> {
+        self.write(
+            "/api/v5/customers/create".to_string(),
+            "customer",
+            customer,
+            site,
+            None,
+        )
+        .await
+    }
+
+    /// `POST /api/v5/customers/{id}/edit` with `by=id`. Returns the id.
+    pub async fn edit_customer(
+        &self,
+        id: i64,
+        customer: &serde_json::Value,
+        site: Option<&str>,
+    ) -> Result<i64, CrmError> {
+        self.write(
+            format!("/api/v5/customers/{id}/edit"),
+            "customer",
+            customer,
+            site,
+            Some("id"),
+        )
+        .await
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Connection test
+    // -----------------------------------------------------------------------------------------
+
+    /// Checks that the URL is a RetailCRM account offering API v5 and that the key is valid and
+    /// has every scope in `needed_scopes` (error names the missing ones).
+    pub async fn test_connection(
+        &self,
+        needed_scopes: &[&str],
+    ) -> Result<ConnectionReport, CrmError> {
+        let versions = self.api_versions().await?;
+        if !versions
+            .iter()
+            .any(|v| v == "5.0" || v == "5" || v.starts_with("5."))
+        {
+            return Err(CrmError::UnsupportedVersion {
+                base_url: self.inner.base.clone(),
+                versions,
+            });
+        }
+        let creds = self.credentials().await?;
+        let missing: Vec<String> = needed_scopes
+            .iter()
+            .filter(|s| !creds.scopes.iter().any(|have| have == *s))
+            .map(|s| s.to_string())
+            .collect();
+        if !missing.is_empty() {
+            return Err(CrmError::MissingScopes { missing });
+        }
+        Ok(ConnectionReport {
+            versions,
+            scopes: creds.scopes,
+            site_access: creds.site_access,
+            sites_available: creds.sites_available,
+        })
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Plumbing
+    // -----------------------------------------------------------------------------------------
+
+    async fn history<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        since_id: Option<i64>,
+        page: Option<u32>,
+        limit: u32,
+    ) -> Result<HistoryPage<T>, CrmError> {
+        check_limit(limit)?;
+        let mut q: Vec<(String, String)> = vec![("limit".into(), limit.to_string())];
+        match (since_id, page) {
+            (Some(id), _) => q.push(("filter[sinceId]".into(), id.to_string())),
+            (None, Some(p)) => q.push(("page".into(), p.max(1).to_string())),
+            (None, None) => {}
+        }
+        self.read_with_retries(path, q, |status, body| decode_history(path, status, body))
+            .await
+    }
+
+    async fn list<T, F>(
+        &self,
+        path: &str,
+        query: Vec<(String, String)>,
+        pick: F,
+    ) -> Result<Page<T>, CrmError>
+    where
+        T: DeserializeOwned,
+        F: for<'a> Fn(ListEnvelope<'a>) -> Option<RawItems<'a>>,
+    {
+        self.read_with_retries(path, query, |status, body| {
+            decode_list(path, status, body, &pick)
+        })
+        .await
+    }
+
+    async fn dictionary<T, F>(&self, path: &str, pick: F) -> Result<HashMap<String, T>, CrmError>
+    where
+        T: DeserializeOwned,
+        F: for<'a> Fn(DictEnvelope<'a>) -> Option<&'a RawValue>,
+    {
+        self.read_with_retries(path, Vec::new(), |status, body| {
+            decode_dictionary(path, status, body, &pick)
+        })
+        .await
+    }
+
+    async fn get_typed<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: Vec<(String, String)>,
+    ) -> Result<T, CrmError> {
+        self.read_with_retries(path, query, |status, body| {
+            #[derive(Deserialize)]
+            struct Flag {
+                #[serde(default = "yes")]
+                success: bool,
+            }
+            let flag: Flag = parse_envelope(path, status, body)?;
+            if !flag.success {
+                return Err(None);
+            }
+            serde_json::from_slice::<T>(body)
+                .map_err(|e| Some(decode_err(path, status, &e.to_string())))
+        })
+        .await
+    }
+
+    /// Sends a GET and decodes it with `decode`, retrying transient failures `read_retries`
+    /// times. `decode` returns `Err(None)` when the body is a `success:false` error body, which
+    /// is then turned into a typed error.
+    async fn read_with_retries<T, F>(
+        &self,
+        path: &str,
+        query: Vec<(String, String)>,
+        decode: F,
+    ) -> Result<T, CrmError>
+    where
+        F: Fn(u16, &[u8]) -> Result<T, Option<CrmError>>,
+    {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let result = self
+                .send(Request {
+                    method: Method::GET,
+                    path,
+                    query: query.clone(),
+                    form: None,
+                })
+                .await
+                .and_then(|raw| self.interpret(path, raw, &decode));
+            match result {
+                Err(err)
+                    if err.class() == ErrorClass::Transient
+                        && attempt <= self.inner.opts.read_retries =>
+                {
+                    let delay = backoff_delay(
+                        attempt,
+                        Duration::from_millis(250),
+                        self.inner.opts.max_backoff,
+                    );
+                    debug!(endpoint = path, attempt, error = %err, delay_ms = delay.as_millis() as u64,
+                        "transient RetailCRM failure; retrying the read");
+                    tokio::time::sleep(delay).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Turns a raw response into `T` or a typed error.
+    fn interpret<T, F>(&self, path: &str, raw: RawResponse, decode: &F) -> Result<T, CrmError>
+    where
+        F: Fn(u16, &[u8]) -> Result<T, Option<CrmError>>,
+    {
+        let status = raw.status;
+        if looks_like_html(&raw.body) {
+            return Err(self.html_error(path, status));
+        }
+        if (200..300).contains(&status) {
+            return match decode(status, &raw.body) {
+                Ok(v) => Ok(v),
+                Err(Some(e)) => Err(e),
+                Err(None) => Err(self.error_from_body(path, status, &raw.body)),
+            };
+        }
+        Err(self.error_from_body(path, status, &raw.body))
+    }
+
+    fn html_error(&self, path: &str, status: u16) -> CrmError {
+        if status >= 500 {
+            CrmError::Server {
+                endpoint: path.to_string(),
+                status,
+                message: "an HTML error page instead of JSON".into(),
+            }
+        } else {
+            CrmError::AccountNotFound {
+                base_url: self.inner.base.clone(),
+                endpoint: path.to_string(),
+                status,
+                detail: "an HTML page instead of the API's JSON".into(),
+            }
+        }
+    }
+
+    /// Builds the typed error for a non-2xx answer or a `success:false` body.
+    fn error_from_body(&self, path: &str, status: u16, body: &[u8]) -> CrmError {
+        let endpoint = path.to_string();
+        let parsed = serde_json::from_slice::<ErrorBody>(body).ok();
+        let Some(parsed) = parsed else {
+            // Not JSON at all.
+            return match status {
+                500..=599 => CrmError::Server {
+                    endpoint,
+                    status,
+                    message: self.scrub(&excerpt(body)),
+                },
+                401 | 403 => CrmError::InvalidKey {
+                    endpoint,
+                    status,
+                    message: self.scrub(&excerpt(body)),
+                },
+                404 | 405 => CrmError::AccountNotFound {
+                    base_url: self.inner.base.clone(),
+                    endpoint,
+                    status,
+                    detail: self.scrub(&excerpt(body)),
+                },
+                _ => CrmError::Decode {
+                    endpoint,
+                    status,
+                    reason: format!("not JSON: {}", self.scrub(&excerpt(body))),
+                },
+            };
+        };
+        let message = self.scrub(
+            parsed
+                .error_msg
+                .as_deref()
+                .unwrap_or("no errorMsg in the response"),
+        );
+        let errors: Vec<String> = error_lines(&parsed.errors)
+            .iter()
+            .map(|l| self.scrub(l))
+            .collect();
+        if message.contains("apiKey") {
+            CrmError::InvalidKey {
+                endpoint,
+                status,
+                message,
+            }
+        } else if message.starts_with("Access denied") {
+            CrmError::AccessDenied { endpoint, message }
+        } else if message.contains("Account does not exist") {
+            CrmError::AccountNotFound {
+                base_url: self.inner.base.clone(),
+                endpoint,
+                status,
+                detail: message,
+            }
+        } else if status == 401 || status == 403 {
+            CrmError::InvalidKey {
+                endpoint,
+                status,
+                message,
+            }
+        } else if status >= 500 {
+            CrmError::Server {
+                endpoint,
+                status,
+                message,
+            }
+        } else {
+            CrmError::Api {
+                endpoint,
+                status,
+                message,
+                errors,
+            }
+        }
+    }
+
+    /// Masks the API key if a server ever echoes it back in a message.
+    fn scrub(&self, text: &str) -> String {
+        let key = self.inner.key.expose();
+        if key.len() >= 4 && text.contains(key) {
+            text.replace(key, "****")
+        } else {
+            text.to_string()
+        }
+    }
+
+    async fn write(
+        &self,
+        path: String,
+        field: &str,
+        entity: &serde_json::Value,
+        site: Option<&str>,
+        by: Option<&str>,
+    ) -> Result<i64, CrmError> {
+        let json = serde_json::to_string(entity)
+            .map_err(|e| CrmError::InvalidRequest(format!("{field} is not serialisable: {e}")))?;
+        let mut form = vec![(field.to_string(), json)];
+        if let Some(by) = by {
+            form.push(("by".into(), by.to_string()));
+        }
+        if let Some(site) = site {
+            form.push(("site".into(), site.to_string()));
+        }
+        let raw = self
+            .send(Request {
+                method: Method::POST,
+                path: &path,
+                query: Vec::new(),
+                form: Some(form),
+            })
+            .await?;
+        self.interpret(&path, raw, &|status, body| {
+            let env: IdEnvelope = parse_envelope(&path, status, body)?;
+            if !env.success {
+                return Err(None);
+            }
+            env.id
+                .ok_or_else(|| Some(decode_err(&path, status, "no `id` in the response")))
+        })
+    }
+
+    /// One logical request: paced by the token bucket, retried on 503/429 within the budget.
+    async fn send(&self, req: Request<'_>) -> Result<RawResponse, CrmError> {
+        let inner = &*self.inner;
+        let url = format!("{}{}", inner.base, req.path);
+        let mut waited = Duration::ZERO;
+        let mut attempts = 0u32;
+        loop {
+            inner.bucket.acquire().await;
+            attempts += 1;
+            inner.requests.fetch_add(1, Ordering::Relaxed);
+            let started = Instant::now();
+            let mut builder = inner
+                .http
+                .request(req.method.clone(), &url)
+                .header("X-API-KEY", inner.key_header.clone());
+            if !req.query.is_empty() {
+                builder = builder.query(&req.query);
+            }
+            if let Some(form) = &req.form {
+                builder = builder.form(form);
+            }
+            let outcome = match builder.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    match resp.bytes().await {
+                        Ok(body) => Ok((status, body.to_vec())),
+                        Err(e) => Err(self.transport_error(req.path, e)),
+                    }
+                }
+                Err(e) => Err(self.transport_error(req.path, e)),
+            };
+            let duration_ms = started.elapsed().as_millis() as u64;
+            let (status, body) = match outcome {
+                Ok(x) => x,
+                Err(err) => {
+                    debug!(endpoint = req.path, method = %req.method, duration_ms, error = %err, "retailcrm request failed");
+                    return Err(err);
+                }
+            };
+            debug!(endpoint = req.path, method = %req.method, status = status.as_u16(), duration_ms,
+                bytes = body.len(), "retailcrm request");
+            if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS
+            {
+                let delay =
+                    backoff_delay(attempts, inner.opts.base_backoff, inner.opts.max_backoff);
+                if waited + delay > inner.opts.rate_limit_budget {
+                    warn!(
+                        endpoint = req.path,
+                        attempts,
+                        waited_ms = waited.as_millis() as u64,
+                        "retailcrm rate limit budget spent"
+                    );
+                    return Err(CrmError::RateLimited {
+                        endpoint: req.path.to_string(),
+                        waited,
+                        attempts,
+                    });
+                }
+                debug!(
+                    endpoint = req.path,
+                    attempts,
+                    delay_ms = delay.as_millis() as u64,
+                    "rate limited by retailcrm; backing off"
+                );
+                inner.bucket.penalise(delay).await;
+                tokio::time::sleep(delay).await;
+                waited += delay;
+                continue;
+            }
+            return Ok(RawResponse {
+                status: status.as_u16(),
+                body,
+            });
+        }
+    }
+
+    fn transport_error(&self, path: &str, e: reqwest::Error) -> CrmError {
+        if e.is_timeout() {
+            CrmError::Timeout {
+                endpoint: path.to_string(),
+                timeout: self.inner.opts.timeout,
+            }
+        } else {
+            let e = e.without_url();
+            let mut reason = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                reason.push_str(": ");
+                reason.push_str(&s.to_string());
+                source = s.source();
+            }
+            CrmError::Network {
+                endpoint: path.to_string(),
+                reason: self.scrub(&reason),
+            }
+        }
+    }
+}
+
+/// Decodes a history body (`{success, generatedAt, history, pagination}`).
+/// `Err(None)` means a `success:false` body.
+fn decode_history<T: DeserializeOwned>(
+    path: &str,
+    status: u16,
+    body: &[u8],
+) -> Result<HistoryPage<T>, Option<CrmError>> {
+    let env: ListEnvelope = parse_envelope(path, status, body)?;
+    if !env.success {
+        return Err(None);
+    }
+    let raws = env
+        .history
+        .ok_or_else(|| Some(decode_err(path, status, "no `history` in the response")))?;
+    Ok(HistoryPage {
+        items: decode_items(&raws.0),
+        pagination: env.pagination,
+        generated_at: env.generated_at,
+    })
+}
+
+/// Decodes a list body, picking the list with `pick`.
+fn decode_list<T, F>(
+    path: &str,
+    status: u16,
+    body: &[u8],
+    pick: &F,
+) -> Result<Page<T>, Option<CrmError>>
+where
+    T: DeserializeOwned,
+    F: for<'a> Fn(ListEnvelope<'a>) -> Option<RawItems<'a>>,
+{
+    let env: ListEnvelope = parse_envelope(path, status, body)?;
+    if !env.success {
+        return Err(None);
+    }
+    let pagination = env.pagination;
+    let raws = pick(env).ok_or_else(|| {
+        Some(decode_err(
+            path,
+            status,
+            "the list is missing from the response",
+        ))
+    })?;
+    Ok(Page {
+        items: decode_items(&raws.0),
+        pagination,
+    })
+}
+
+/// Decodes a reference dictionary; entries that do not decode are skipped with a warning.
+fn decode_dictionary<T, F>(
+    path: &str,
+    status: u16,
+    body: &[u8],
+    pick: &F,
+) -> Result<HashMap<String, T>, Option<CrmError>>
+where
+    T: DeserializeOwned,
+    F: for<'a> Fn(DictEnvelope<'a>) -> Option<&'a RawValue>,
+{
+    let env: DictEnvelope = parse_envelope(path, status, body)?;
+    if !env.success {
+        return Err(None);
+    }
+    let raw = pick(env).ok_or_else(|| {
+        Some(decode_err(
+            path,
+            status,
+            "the dictionary is missing from the response",
+        ))
+    })?;
+    let entries: HashMap<String, &RawValue> =
+        super::decode::map_or_empty(&mut serde_json::Deserializer::from_str(raw.get()))
+            .map_err(|e| Some(decode_err(path, status, &e.to_string())))?;
+    let mut out = HashMap::with_capacity(entries.len());
+    for (code, value) in entries {
+        match serde_json::from_str::<T>(value.get()) {
+            Ok(v) => {
+                out.insert(code, v);
+            }
+            Err(e) => {
+                warn!(endpoint = path, code = %code, error = %e, "skipping a reference entry that does not decode")
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn body_error(path: &str, r: Option<CrmError>) -> CrmError {
+    r.unwrap_or_else(|| decode_err(path, 200, "the body says success: false"))
+}
+
+/// Decodes a recorded `/api/v5/orders` body (for tests and tools; the client does the same).
+pub fn parse_orders_page(body: &[u8]) -> Result<Page<Order>, CrmError> {
+    decode_list("/api/v5/orders", 200, body, &|e: ListEnvelope<'_>| e.orders)
+        .map_err(|r| body_error("/api/v5/orders", r))
+}
+
+/// Decodes a recorded `/api/v5/customers` body.
+pub fn parse_customers_page(body: &[u8]) -> Result<Page<Customer>, CrmError> {
+    decode_list("/api/v5/customers", 200, body, &|e: ListEnvelope<'_>| {
+        e.customers
+    })
+    .map_err(|r| body_error("/api/v5/customers", r))
+}
+
+/// Decodes a recorded `/api/v5/orders/history` body.
+pub fn parse_orders_history(body: &[u8]) -> Result<HistoryPage<OrderHistoryRecord>, CrmError> {
+    decode_history("/api/v5/orders/history", 200, body)
+        .map_err(|r| body_error("/api/v5/orders/history", r))
+}
+
+/// Decodes a recorded `/api/v5/customers/history` body.
+pub fn parse_customers_history(
+    body: &[u8],
+) -> Result<HistoryPage<CustomerHistoryRecord>, CrmError> {
+    decode_history("/api/v5/customers/history", 200, body)
+        .map_err(|r| body_error("/api/v5/customers/history", r))
+}
+
+/// Decodes a recorded `/api/v5/reference/statuses` body.
+pub fn parse_statuses(body: &[u8]) -> Result<HashMap<String, Status>, CrmError> {
+    decode_dictionary(
+        "/api/v5/reference/statuses",
+        200,
+        body,
+        &|e: DictEnvelope<'_>| e.statuses,
+    )
+    .map_err(|r| body_error("/api/v5/reference/statuses", r))
+}
+
+/// Classifies a recorded error body as the client would for `status`.
+pub fn parse_error_body(client: &CrmClient, path: &str, status: u16, body: &[u8]) -> CrmError {
+    if looks_like_html(body) {
+        client.html_error(path, status)
+    } else {
+        client.error_from_body(path, status, body)
+    }
+}
+
+fn decode_err(path: &str, status: u16, reason: &str) -> CrmError {
+    CrmError::Decode {
+        endpoint: path.to_string(),
+        status,
+        reason: reason.chars().take(300).collect(),
+    }
+}
+
+/// Parses an envelope; a body that is not the JSON we expect is a (transient) decode error.
+fn parse_envelope<'a, T: Deserialize<'a>>(
+    path: &str,
+    status: u16,
+    body: &'a [u8],
+) -> Result<T, Option<CrmError>> {
+    serde_json::from_slice::<T>(body).map_err(|e| Some(decode_err(path, status, &e.to_string())))
+}
+
+fn check_limit(limit: u32) -> Result<(), CrmError> {
+    if ALLOWED_LIMITS.contains(&limit) {
+        Ok(())
+    } else {
+        Err(CrmError::InvalidRequest(format!(
+            "page size {limit} is not accepted by RetailCRM; use 20, 50 or 100"
+        )))
+    }
+}
+
+fn ids_query(ids: &[i64]) -> Result<Option<Vec<(String, String)>>, CrmError> {
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    if ids.len() > MAX_IDS_PER_CALL {
+        return Err(CrmError::InvalidRequest(format!(
+            "{} ids in one call; RetailCRM returns at most {MAX_IDS_PER_CALL} per page, split the batch",
+            ids.len()
+        )));
+    }
+    let mut q = Vec::with_capacity(ids.len() + 2);
+    for id in ids {
+        q.push(("filter[ids][]".to_string(), id.to_string()));
+    }
+    q.push(("limit".into(), "100".into()));
+    q.push(("page".into(), "1".into()));
+    Ok(Some(q))
+}
+
+fn empty_page<T>() -> Page<T> {
+    Page {
+        items: Vec::new(),
+        pagination: Pagination {
+            limit: 100,
+            total_count: 0,
+            current_page: 1,
+            total_page_count: 0,
+        },
+    }
+}
+
+/// The URL as safe to show: no query, fragment or user-info (a key may have been pasted there).
+fn redact_url(raw: &str) -> String {
+    let mut s = raw.trim();
+    if let Some(i) = s.find(['?', '#']) {
+        s = &s[..i];
+    }
+    let (scheme, rest) = s.split_once("://").unwrap_or(("", s));
+    let rest = match rest.split_once('/') {
+        Some((authority, path)) => {
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            format!("{host}/{path}")
+        }
+        None => rest.rsplit_once('@').map_or(rest, |(_, h)| h).to_string(),
+    };
+    let shown = if scheme.is_empty() {
+        rest
+    } else {
+        format!("{scheme}://{rest}")
+    };
+    let mut out: String = shown.chars().take(200).collect();
+    if s.len() < raw.trim().len() {
+        out.push_str("?…");
+    }
+    out
+}
+
+/// Checks and normalises the account URL: scheme + host (+ port), no credentials, query or
+/// fragment; a trailing `/`, `/api` or `/api/v5` is dropped. Plain `http` only on loopback.
+fn normalise_base_url(api_url: &str) -> Result<String, CrmError> {
+    let bad = |reason: &str| CrmError::InvalidUrl {
+        url: redact_url(api_url),
+        reason: reason.to_string(),
+    };
+    let url = Url::parse(api_url.trim()).map_err(|e| bad(&e.to_string()))?;
+    let host = url.host_str().ok_or_else(|| bad("no host"))?.to_string();
+    match url.scheme() {
+        "https" => {}
+        "http" => {
+            let loopback = host == "localhost"
+                || host
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if !loopback {
+                return Err(bad(
+                    "RetailCRM is served over https only (plain http is accepted for loopback test servers)",
+                ));
+            }
+        }
+        other => return Err(bad(&format!("unsupported scheme `{other}`"))),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(
+            "credentials in the URL are not allowed; the API key is configured separately",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad(
+            "the URL must not have a query or fragment (never put apiKey in the URL)",
+        ));
+    }
+    let mut path = url.path().trim_end_matches('/').to_string();
+    for suffix in ["/api/v5", "/api"] {
+        if let Some(p) = path.strip_suffix(suffix) {
+            path = p.to_string();
+            break;
+        }
+    }
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    Ok(format!("{}://{}{}{}", url.scheme(), host, port, path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_rules() {
+        assert_eq!(
+            normalise_base_url("https://a.retailcrm.ru/").unwrap(),
+            "https://a.retailcrm.ru"
+        );
+        assert_eq!(
+            normalise_base_url("https://a.retailcrm.ru/api/v5").unwrap(),
+            "https://a.retailcrm.ru"
+        );
+        assert_eq!(
+            normalise_base_url("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert!(normalise_base_url("http://a.retailcrm.ru").is_err());
+        assert!(normalise_base_url("https://a.retailcrm.ru/?apiKey=x").is_err());
+        assert!(normalise_base_url("ftp://a").is_err());
+        assert!(normalise_base_url("not a url").is_err());
+        let e = normalise_base_url("https://u:SECRET@a.ru/x?apiKey=SECRET").unwrap_err();
+        assert!(!format!("{e} {e:?}").contains("SECRET"), "{e}");
+    }
+
+    #[test]
+    fn unusable_keys_are_refused_without_showing_them() {
+        let opts = ClientOptions::default;
+        let e = CrmClient::new("https://a.retailcrm.ru", ApiKey::new("  "), opts()).unwrap_err();
+        assert!(matches!(e, CrmError::UnusableKey { .. }));
+        let e = CrmClient::new(
+            "https://a.retailcrm.ru",
+            ApiKey::new("SECRET\u{1}x"),
+            opts(),
+        )
+        .unwrap_err();
+        assert!(e.is_permanent());
+        assert!(!format!("{e} {e:?}").contains("SECRET"));
+        let c = CrmClient::new(
+            "https://a.retailcrm.ru",
+            ApiKey::new("SECRETSECRET1234"),
+            opts(),
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn ids_limits() {
+        assert!(ids_query(&[]).unwrap().is_none());
+        let ids: Vec<i64> = (1..=101).collect();
+        assert!(ids_query(&ids).is_err());
+        assert_eq!(ids_query(&ids[..100]).unwrap().unwrap().len(), 102);
+    }
+
+    #[test]
+    fn errors_object_or_list() {
+        let v: serde_json::Value = serde_json::from_str(r#"{"customer":"Set one"}"#).unwrap();
+        assert_eq!(error_lines(&v), vec!["customer: Set one".to_string()]);
+        let v: serde_json::Value = serde_json::from_str(r#"["a","b"]"#).unwrap();
+        assert_eq!(error_lines(&v), vec!["a".to_string(), "b".to_string()]);
+    }
+}

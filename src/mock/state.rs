@@ -1,0 +1,990 @@
+//! The mock account's state: entities, their history, and every way to change them.
+//!
+//! Every change (API create/edit, admin mutation, generated change) appends history records
+//! with strictly increasing ids (one sequence per stream, as in RetailCRM) and a `createdAt`
+//! that is close to, but not monotonic in, the id. A `created` record carries a full snapshot of
+//! the entity as it was created (shared through `Arc`, so snapshots cost nothing until the entity
+//! changes); field records carry `oldValue`/`newValue`; deletions carry `deleted: true` and the
+//! entity disappears from the lists.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::{Duration as ChronoDuration, NaiveDateTime};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+
+use super::data::{
+    Kopecks, MockCustomer, MockOrder, MockPhone, PhpMap, all_status_codes, epoch, fmt_time,
+    random_customer, random_order,
+};
+
+/// The entity a history record is about, as shown on non-create records.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntityRef {
+    /// Entity id.
+    pub id: i64,
+    /// External id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// Store code.
+    pub site: String,
+    /// Status code (orders only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+/// An order as the API renders it: the order plus its customer's current state.
+#[derive(Serialize)]
+struct OrderView<'a> {
+    #[serde(flatten)]
+    order: &'a MockOrder,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customer: Option<&'a MockCustomer>,
+}
+
+/// A history record as the API renders it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HistView<'a> {
+    id: i64,
+    created_at: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    created: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    deleted: bool,
+    source: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_key: Option<Value>,
+    field: &'a str,
+    old_value: Value,
+    new_value: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    order: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customer: Option<&'a RawValue>,
+}
+
+/// Serialises `v` once into JSON text kept as-is (no re-parse).
+fn raw<T: Serialize>(v: &T) -> Box<RawValue> {
+    serde_json::value::to_raw_value(v).unwrap_or_default()
+}
+
+/// What a history record says.
+#[derive(Debug, Clone)]
+pub enum HistKind<E> {
+    /// The entity was created; full snapshot.
+    Created(Arc<E>),
+    /// One field changed.
+    Field {
+        /// snake_case field name (`status`, `email`, `first_name`, ...).
+        field: String,
+        /// Old value.
+        old: Value,
+        /// New value.
+        new: Value,
+    },
+    /// The entity was deleted.
+    Deleted,
+}
+
+/// One history record.
+#[derive(Debug, Clone)]
+pub struct HistEntry<E> {
+    /// Strictly increasing id (the cursor).
+    pub id: i64,
+    /// `Y-m-d H:i:s` (not monotonic in id).
+    pub created_at: String,
+    /// `api`, `user`, `code`, ...
+    pub source: &'static str,
+    /// The entity.
+    pub entity: EntityRef,
+    /// The change.
+    pub kind: HistKind<E>,
+}
+
+/// What `mutate_random` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MutationReport {
+    /// Orders whose status changed.
+    pub status_changes: u64,
+    /// Customers edited.
+    pub customer_edits: u64,
+    /// Orders created.
+    pub orders_created: u64,
+    /// Customers created.
+    pub customers_created: u64,
+    /// Orders deleted.
+    pub orders_deleted: u64,
+}
+
+/// A failed API write: HTTP status, `errorMsg`, `errors`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteError {
+    /// HTTP status to answer.
+    pub status: u16,
+    /// `errorMsg`.
+    pub message: String,
+    /// `errors` (object).
+    pub errors: BTreeMap<String, String>,
+}
+
+impl WriteError {
+    fn new(status: u16, message: &str) -> Self {
+        WriteError {
+            status,
+            message: message.to_string(),
+            errors: BTreeMap::new(),
+        }
+    }
+}
+
+/// The whole account.
+#[derive(Debug)]
+pub struct MockState {
+    /// Store code of the account's only store.
+    pub site: String,
+    /// Live orders by id.
+    pub orders: BTreeMap<i64, Arc<MockOrder>>,
+    /// Live customers by id.
+    pub customers: BTreeMap<i64, Arc<MockCustomer>>,
+    /// Order history, ascending by id.
+    pub order_history: Vec<HistEntry<MockOrder>>,
+    /// Customer history, ascending by id.
+    pub customer_history: Vec<HistEntry<MockCustomer>>,
+    /// Lists serve the newest entity first (default, the assumed RetailCRM order); false
+    /// serves ascending ids.
+    pub newest_first: bool,
+    order_ids: Vec<i64>,
+    customer_ids: Vec<i64>,
+    next_order_id: i64,
+    next_customer_id: i64,
+    next_order_hist: i64,
+    next_customer_hist: i64,
+    now: NaiveDateTime,
+    rng: StdRng,
+}
+
+fn remove_sorted(v: &mut Vec<i64>, id: i64) {
+    if let Ok(pos) = v.binary_search(&id) {
+        v.remove(pos);
+    }
+}
+
+/// Inserts `id` keeping `v` sorted and unique; O(1) for the usual "new id is the largest".
+fn push_sorted(v: &mut Vec<i64>, id: i64) {
+    match v.last() {
+        None => v.push(id),
+        Some(last) if *last < id => v.push(id),
+        Some(_) => {
+            if let Err(pos) = v.binary_search(&id) {
+                v.insert(pos, id);
+            }
+        }
+    }
+}
+
+/// The ids of one list page, in the order they are served: newest first (the assumed default
+/// of RetailCRM) or oldest first.
+fn page_ids(ids: &[i64], page: u32, limit: u32, newest_first: bool) -> Vec<i64> {
+    let total = ids.len();
+    let skip = (page.saturating_sub(1) as usize).saturating_mul(limit as usize);
+    if skip >= total {
+        return Vec::new();
+    }
+    if newest_first {
+        let end = total - skip;
+        let start = end.saturating_sub(limit as usize);
+        ids[start..end].iter().rev().copied().collect()
+    } else {
+        let end = (skip + limit as usize).min(total);
+        ids[skip..end].to_vec()
+    }
+}
+
+/// Reads a string field from a JSON patch (`null` clears it).
+fn patch_str(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+impl MockState {
+    /// An account with nothing in it.
+    pub fn empty(site: String, seed: u64) -> Self {
+        MockState {
+            site,
+            orders: BTreeMap::new(),
+            customers: BTreeMap::new(),
+            order_history: Vec::new(),
+            customer_history: Vec::new(),
+            newest_first: true,
+            order_ids: Vec::new(),
+            customer_ids: Vec::new(),
+            next_order_id: 1,
+            next_customer_id: 1,
+            next_order_hist: 1,
+            next_customer_hist: 1,
+            now: epoch() + ChronoDuration::days(366),
+            rng: StdRng::seed_from_u64(seed ^ 0x5eed_cafe),
+        }
+    }
+
+    /// Live order ids, ascending.
+    pub fn order_ids(&self) -> &[i64] {
+        &self.order_ids
+    }
+
+    /// Live customer ids, ascending.
+    pub fn customer_ids(&self) -> &[i64] {
+        &self.customer_ids
+    }
+
+    /// The next change time: the account clock moves forward, and the record's `createdAt`
+    /// may lag it by up to 5 minutes (so `createdAt` is not monotonic in id).
+    fn change_time(&mut self) -> NaiveDateTime {
+        self.now += ChronoDuration::seconds(self.rng.random_range(1..90));
+        self.now - ChronoDuration::seconds(self.rng.random_range(0..300))
+    }
+
+    fn order_ref(o: &MockOrder) -> EntityRef {
+        EntityRef {
+            id: o.id,
+            external_id: o.external_id.clone(),
+            site: o.site.clone(),
+            status: Some(o.status.clone()),
+        }
+    }
+
+    fn customer_ref(c: &MockCustomer) -> EntityRef {
+        EntityRef {
+            id: c.id,
+            external_id: c.external_id.clone(),
+            site: c.site.clone(),
+            status: None,
+        }
+    }
+
+    fn push_order_hist(
+        &mut self,
+        source: &'static str,
+        at: NaiveDateTime,
+        entity: EntityRef,
+        kind: HistKind<MockOrder>,
+    ) {
+        let id = self.next_order_hist;
+        self.next_order_hist += 1;
+        self.order_history.push(HistEntry {
+            id,
+            created_at: fmt_time(at),
+            source,
+            entity,
+            kind,
+        });
+    }
+
+    fn push_customer_hist(
+        &mut self,
+        source: &'static str,
+        at: NaiveDateTime,
+        entity: EntityRef,
+        kind: HistKind<MockCustomer>,
+    ) {
+        let id = self.next_customer_hist;
+        self.next_customer_hist += 1;
+        self.customer_history.push(HistEntry {
+            id,
+            created_at: fmt_time(at),
+            source,
+            entity,
+            kind,
+        });
+    }
+
+    /// Adds a customer (its id must be the next one) with a `created` record at time `at`.
+    pub fn insert_customer(
+        &mut self,
+        c: MockCustomer,
+        source: &'static str,
+        at: NaiveDateTime,
+    ) -> i64 {
+        let id = c.id;
+        self.next_customer_id = self.next_customer_id.max(id + 1);
+        let c = Arc::new(c);
+        self.customers.insert(id, c.clone());
+        push_sorted(&mut self.customer_ids, id);
+        self.push_customer_hist(source, at, Self::customer_ref(&c), HistKind::Created(c));
+        id
+    }
+
+    /// Adds an order with a `created` record at time `at`.
+    pub fn insert_order(&mut self, o: MockOrder, source: &'static str, at: NaiveDateTime) -> i64 {
+        let id = o.id;
+        self.next_order_id = self.next_order_id.max(id + 1);
+        let o = Arc::new(o);
+        self.orders.insert(id, o.clone());
+        push_sorted(&mut self.order_ids, id);
+        self.push_order_hist(source, at, Self::order_ref(&o), HistKind::Created(o));
+        id
+    }
+
+    /// Changes an order's status (a `status` record with `{code}` values). False if the order
+    /// does not exist or already has that status.
+    pub fn set_order_status(&mut self, id: i64, status: &str, source: &'static str) -> bool {
+        let Some(current) = self.orders.get(&id).cloned() else {
+            return false;
+        };
+        if current.status == status {
+            return false;
+        }
+        let at = self.change_time();
+        let mut next = (*current).clone();
+        next.status = status.to_string();
+        next.status_updated_at = fmt_time(at);
+        let old = json!({ "code": current.status });
+        let new = json!({ "code": status });
+        let entity = Self::order_ref(&next);
+        self.orders.insert(id, Arc::new(next));
+        self.push_order_hist(
+            source,
+            at,
+            entity,
+            HistKind::Field {
+                field: "status".into(),
+                old,
+                new,
+            },
+        );
+        true
+    }
+
+    /// Changes an order's contact e-mail.
+    pub fn set_order_email(
+        &mut self,
+        id: i64,
+        email: Option<String>,
+        source: &'static str,
+    ) -> bool {
+        let Some(current) = self.orders.get(&id).cloned() else {
+            return false;
+        };
+        let at = self.change_time();
+        let mut next = (*current).clone();
+        next.email = email.clone();
+        let entity = Self::order_ref(&next);
+        self.orders.insert(id, Arc::new(next));
+        self.push_order_hist(
+            source,
+            at,
+            entity,
+            HistKind::Field {
+                field: "email".into(),
+                old: current
+                    .email
+                    .clone()
+                    .map(Value::String)
+                    .unwrap_or(Value::Null),
+                new: email.map(Value::String).unwrap_or(Value::Null),
+            },
+        );
+        true
+    }
+
+    /// Deletes an order (a `deleted: true` record; it leaves the lists).
+    pub fn delete_order(&mut self, id: i64, source: &'static str) -> bool {
+        let Some(current) = self.orders.remove(&id) else {
+            return false;
+        };
+        remove_sorted(&mut self.order_ids, id);
+        let at = self.change_time();
+        self.push_order_hist(source, at, Self::order_ref(&current), HistKind::Deleted);
+        true
+    }
+
+    /// Deletes a customer.
+    pub fn delete_customer(&mut self, id: i64, source: &'static str) -> bool {
+        let Some(current) = self.customers.remove(&id) else {
+            return false;
+        };
+        remove_sorted(&mut self.customer_ids, id);
+        let at = self.change_time();
+        self.push_customer_hist(source, at, Self::customer_ref(&current), HistKind::Deleted);
+        true
+    }
+
+    /// Edits a customer: each given field that changes becomes one history record.
+    pub fn edit_customer(
+        &mut self,
+        id: i64,
+        email: Option<Option<String>>,
+        phones: Option<Vec<String>>,
+        first_name: Option<Option<String>>,
+        last_name: Option<Option<String>>,
+        source: &'static str,
+    ) -> bool {
+        let Some(current) = self.customers.get(&id).cloned() else {
+            return false;
+        };
+        let mut next = (*current).clone();
+        let mut changes: Vec<(String, Value, Value)> = Vec::new();
+        let opt = |v: &Option<String>| v.clone().map(Value::String).unwrap_or(Value::Null);
+        if let Some(e) = email {
+            if e != next.email {
+                changes.push(("email".into(), opt(&next.email), opt(&e)));
+                next.email = e;
+            }
+        }
+        if let Some(f) = first_name {
+            if f != next.first_name {
+                changes.push(("first_name".into(), opt(&next.first_name), opt(&f)));
+                next.first_name = f;
+            }
+        }
+        if let Some(l) = last_name {
+            if l != next.last_name {
+                changes.push(("last_name".into(), opt(&next.last_name), opt(&l)));
+                next.last_name = l;
+            }
+        }
+        if let Some(p) = phones {
+            let new_phones: Vec<MockPhone> =
+                p.into_iter().map(|number| MockPhone { number }).collect();
+            if new_phones != next.phones {
+                let old = json!(
+                    next.phones
+                        .iter()
+                        .map(|p| json!({"number": p.number}))
+                        .collect::<Vec<_>>()
+                );
+                let new = json!(
+                    new_phones
+                        .iter()
+                        .map(|p| json!({"number": p.number}))
+                        .collect::<Vec<_>>()
+                );
+                changes.push(("phones".into(), old, new));
+                next.phones = new_phones;
+            }
+        }
+        if changes.is_empty() {
+            return false;
+        }
+        let entity = Self::customer_ref(&next);
+        self.customers.insert(id, Arc::new(next));
+        for (field, old, new) in changes {
+            let at = self.change_time();
+            self.push_customer_hist(
+                source,
+                at,
+                entity.clone(),
+                HistKind::Field { field, old, new },
+            );
+        }
+        true
+    }
+
+    /// Creates a random order (linked to a random live customer 70% of the time). Returns its id.
+    pub fn add_random_order(&mut self, source: &'static str) -> i64 {
+        let id = self.next_order_id;
+        let at = self.change_time();
+        let customer = if !self.customer_ids.is_empty() && self.rng.random_bool(0.7) {
+            let idx = self.rng.random_range(0..self.customer_ids.len());
+            self.customers.get(&self.customer_ids[idx]).cloned()
+        } else {
+            None
+        };
+        let site = self.site.clone();
+        let o = random_order(
+            &mut self.rng,
+            id,
+            &site,
+            fmt_time(at),
+            customer.as_deref(),
+            "new",
+        );
+        self.insert_order(o, source, at)
+    }
+
+    /// Creates a random customer. Returns its id.
+    pub fn add_random_customer(&mut self, source: &'static str) -> i64 {
+        let id = self.next_customer_id;
+        let at = self.change_time();
+        let site = self.site.clone();
+        let c = random_customer(&mut self.rng, id, &site, fmt_time(at));
+        self.insert_customer(c, source, at)
+    }
+
+    /// Applies `n` random changes (status changes, customer edits, new orders and customers,
+    /// deletions), reproducible for a given `seed` and state.
+    pub fn mutate_random(&mut self, n: u64, seed: u64) -> MutationReport {
+        self.rng = StdRng::seed_from_u64(seed);
+        let statuses = all_status_codes();
+        let mut report = MutationReport::default();
+        for _ in 0..n {
+            let roll = self.rng.random_range(0..100);
+            if roll < 55 && !self.order_ids.is_empty() {
+                let id = self.order_ids[self.rng.random_range(0..self.order_ids.len())];
+                let status = statuses[self.rng.random_range(0..statuses.len())];
+                if self.set_order_status(id, status, "user") {
+                    report.status_changes += 1;
+                }
+            } else if roll < 75 && !self.customer_ids.is_empty() {
+                let id = self.customer_ids[self.rng.random_range(0..self.customer_ids.len())];
+                let tag: u32 = self.rng.random_range(0..1_000_000);
+                let email = Some(Some(format!("changed{tag}@mail.ru")));
+                let phones = self.rng.random_bool(0.5).then(|| {
+                    vec![format!(
+                        "+7 (9{:02}) {:03}-{:02}-{:02}",
+                        tag % 100,
+                        tag % 1000,
+                        tag % 97,
+                        tag % 89
+                    )]
+                });
+                if self.edit_customer(id, email, phones, None, None, "user") {
+                    report.customer_edits += 1;
+                }
+            } else if roll < 88 {
+                self.add_random_order("user");
+                report.orders_created += 1;
+            } else if roll < 95 {
+                self.add_random_customer("user");
+                report.customers_created += 1;
+            } else if !self.order_ids.is_empty() {
+                let id = self.order_ids[self.rng.random_range(0..self.order_ids.len())];
+                if self.delete_order(id, "user") {
+                    report.orders_deleted += 1;
+                }
+            }
+        }
+        report
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // API writes
+    // -----------------------------------------------------------------------------------------
+
+    fn find_order_id(&self, key: &str, by: &str) -> Option<i64> {
+        match by {
+            "id" => key
+                .parse::<i64>()
+                .ok()
+                .filter(|id| self.orders.contains_key(id)),
+            _ => self
+                .orders
+                .values()
+                .find(|o| o.external_id.as_deref() == Some(key))
+                .map(|o| o.id),
+        }
+    }
+
+    fn find_customer_id(&self, key: &str, by: &str) -> Option<i64> {
+        match by {
+            "id" => key
+                .parse::<i64>()
+                .ok()
+                .filter(|id| self.customers.contains_key(id)),
+            _ => self
+                .customers
+                .values()
+                .find(|c| c.external_id.as_deref() == Some(key))
+                .map(|c| c.id),
+        }
+    }
+
+    /// `POST /orders/create`: validates and stores an order from its JSON.
+    pub fn api_create_order(&mut self, order: &Value) -> Result<i64, WriteError> {
+        let obj = order
+            .as_object()
+            .ok_or_else(|| WriteError::new(400, "Errors in the entity format"))?;
+        let id = self.next_order_id;
+        let at = self.change_time();
+        let status = obj
+            .get("status")
+            .and_then(patch_str)
+            .unwrap_or_else(|| "new".into());
+        if !all_status_codes().contains(&status.as_str()) {
+            let mut e = WriteError::new(400, "Errors in the entity format");
+            e.errors.insert(
+                "status".into(),
+                format!("Status \"{status}\" does not exist"),
+            );
+            return Err(e);
+        }
+        let customer_id = obj
+            .get("customer")
+            .and_then(|c| c.get("id"))
+            .and_then(Value::as_i64);
+        if let Some(cid) = customer_id {
+            if !self.customers.contains_key(&cid) {
+                let mut e = WriteError::new(400, "Errors in the entity format");
+                e.errors
+                    .insert("customer".into(), "Customer not found".into());
+                return Err(e);
+            }
+        }
+        let total = items_total(obj.get("items")).unwrap_or(Kopecks(0));
+        let o = MockOrder {
+            id,
+            number: obj
+                .get("number")
+                .and_then(patch_str)
+                .unwrap_or_else(|| format!("{id}A")),
+            external_id: obj.get("externalId").and_then(patch_str),
+            site: self.site.clone(),
+            status,
+            status_updated_at: fmt_time(at),
+            created_at: obj
+                .get("createdAt")
+                .and_then(patch_str)
+                .unwrap_or_else(|| fmt_time(at)),
+            order_type: "eshop-individual",
+            order_method: "shopping-cart",
+            first_name: obj.get("firstName").and_then(patch_str),
+            last_name: obj.get("lastName").and_then(patch_str),
+            email: obj.get("email").and_then(patch_str),
+            phone: obj.get("phone").and_then(patch_str),
+            summ: total,
+            total_summ: total,
+            currency: "RUB",
+            customer_id,
+            payments: BTreeMap::new(),
+            custom_fields: PhpMap::default(),
+        };
+        Ok(self.insert_order(o, "api", at))
+    }
+
+    /// `POST /orders/{key}/edit`: applies a partial order.
+    pub fn api_edit_order(
+        &mut self,
+        key: &str,
+        by: &str,
+        patch: &Value,
+    ) -> Result<i64, WriteError> {
+        let obj = patch
+            .as_object()
+            .ok_or_else(|| WriteError::new(400, "Errors in the entity format"))?;
+        let id = self
+            .find_order_id(key, by)
+            .ok_or_else(|| WriteError::new(404, "Not found"))?;
+        if let Some(status) = obj.get("status").and_then(patch_str) {
+            if !all_status_codes().contains(&status.as_str()) {
+                let mut e = WriteError::new(400, "Errors in the entity format");
+                e.errors.insert(
+                    "status".into(),
+                    format!("Status \"{status}\" does not exist"),
+                );
+                return Err(e);
+            }
+            self.set_order_status(id, &status, "api");
+        }
+        if let Some(email) = obj.get("email") {
+            self.set_order_email(id, patch_str(email), "api");
+        }
+        let mut simple: Vec<(&str, &str)> = Vec::new();
+        for (json_key, field) in [
+            ("firstName", "first_name"),
+            ("lastName", "last_name"),
+            ("phone", "phone"),
+            ("externalId", "external_id"),
+        ] {
+            if obj.contains_key(json_key) {
+                simple.push((json_key, field));
+            }
+        }
+        for (json_key, field) in simple {
+            let Some(current) = self.orders.get(&id).cloned() else {
+                break;
+            };
+            let mut next = (*current).clone();
+            let new = obj.get(json_key).and_then(patch_str);
+            let slot = match json_key {
+                "firstName" => &mut next.first_name,
+                "lastName" => &mut next.last_name,
+                "phone" => &mut next.phone,
+                _ => &mut next.external_id,
+            };
+            if *slot == new {
+                continue;
+            }
+            let old = slot.clone();
+            *slot = new.clone();
+            let at = self.change_time();
+            let entity = Self::order_ref(&next);
+            self.orders.insert(id, Arc::new(next));
+            self.push_order_hist(
+                "api",
+                at,
+                entity,
+                HistKind::Field {
+                    field: field.into(),
+                    old: old.map(Value::String).unwrap_or(Value::Null),
+                    new: new.map(Value::String).unwrap_or(Value::Null),
+                },
+            );
+        }
+        Ok(id)
+    }
+
+    /// `POST /customers/create`.
+    pub fn api_create_customer(&mut self, customer: &Value) -> Result<i64, WriteError> {
+        let obj = customer
+            .as_object()
+            .ok_or_else(|| WriteError::new(400, "Errors in the entity format"))?;
+        let id = self.next_customer_id;
+        let at = self.change_time();
+        let phones = obj
+            .get("phones")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p.get("number").and_then(patch_str))
+                    .map(|number| MockPhone { number })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let c = MockCustomer {
+            kind: "customer",
+            id,
+            external_id: obj.get("externalId").and_then(patch_str),
+            site: self.site.clone(),
+            created_at: fmt_time(at),
+            first_name: obj.get("firstName").and_then(patch_str),
+            last_name: obj.get("lastName").and_then(patch_str),
+            patronymic: obj.get("patronymic").and_then(patch_str),
+            email: obj.get("email").and_then(patch_str),
+            phones,
+            vip: false,
+            bad: false,
+            custom_fields: PhpMap::default(),
+        };
+        Ok(self.insert_customer(c, "api", at))
+    }
+
+    /// `POST /customers/{key}/edit`.
+    pub fn api_edit_customer(
+        &mut self,
+        key: &str,
+        by: &str,
+        patch: &Value,
+    ) -> Result<i64, WriteError> {
+        let obj = patch
+            .as_object()
+            .ok_or_else(|| WriteError::new(400, "Errors in the entity format"))?;
+        let id = self
+            .find_customer_id(key, by)
+            .ok_or_else(|| WriteError::new(404, "Not found"))?;
+        let phones = obj.get("phones").and_then(Value::as_array).map(|a| {
+            a.iter()
+                .filter_map(|p| p.get("number").and_then(patch_str))
+                .collect::<Vec<_>>()
+        });
+        self.edit_customer(
+            id,
+            obj.get("email").map(patch_str),
+            phones,
+            obj.get("firstName").map(patch_str),
+            obj.get("lastName").map(patch_str),
+            "api",
+        );
+        Ok(id)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Reads (rendered to the wire shape)
+    // -----------------------------------------------------------------------------------------
+
+    /// Renders an order as the API shows it (customer embedded from its current state).
+    pub fn render_order(&self, o: &MockOrder) -> Box<RawValue> {
+        let customer = o
+            .customer_id
+            .and_then(|cid| self.customers.get(&cid))
+            .map(|c| &**c);
+        raw(&OrderView { order: o, customer })
+    }
+
+    /// A page of orders, newest first: `(items, totalCount)`.
+    pub fn orders_page(&self, page: u32, limit: u32) -> (Vec<Box<RawValue>>, usize) {
+        let ids = page_ids(&self.order_ids, page, limit, self.newest_first);
+        let items = ids
+            .iter()
+            .filter_map(|id| self.orders.get(id))
+            .map(|o| self.render_order(o))
+            .collect();
+        (items, self.order_ids.len())
+    }
+
+    /// A page of customers, newest first.
+    pub fn customers_page(&self, page: u32, limit: u32) -> (Vec<Box<RawValue>>, usize) {
+        let ids = page_ids(&self.customer_ids, page, limit, self.newest_first);
+        let items = ids
+            .iter()
+            .filter_map(|id| self.customers.get(id))
+            .map(|c| raw(&**c))
+            .collect();
+        (items, self.customer_ids.len())
+    }
+
+    /// Orders matching `ids` (missing ids are skipped), newest first, paged.
+    pub fn orders_by_ids(&self, ids: &[i64], page: u32, limit: u32) -> (Vec<Box<RawValue>>, usize) {
+        let mut found: Vec<i64> = ids
+            .iter()
+            .copied()
+            .filter(|id| self.orders.contains_key(id))
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        let items = page_ids(&found, page, limit, self.newest_first)
+            .iter()
+            .filter_map(|id| self.orders.get(id))
+            .map(|o| self.render_order(o))
+            .collect();
+        (items, found.len())
+    }
+
+    /// Customers matching `ids`.
+    pub fn customers_by_ids(
+        &self,
+        ids: &[i64],
+        page: u32,
+        limit: u32,
+    ) -> (Vec<Box<RawValue>>, usize) {
+        let mut found: Vec<i64> = ids
+            .iter()
+            .copied()
+            .filter(|id| self.customers.contains_key(id))
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        let items = page_ids(&found, page, limit, self.newest_first)
+            .iter()
+            .filter_map(|id| self.customers.get(id))
+            .map(|c| raw(&**c))
+            .collect();
+        (items, found.len())
+    }
+
+    fn render_hist<E>(
+        &self,
+        h: &HistEntry<E>,
+        entity_key: &str,
+        render_created: impl Fn(&E) -> Box<RawValue>,
+    ) -> Box<RawValue> {
+        let entity = match &h.kind {
+            HistKind::Created(snapshot) => render_created(snapshot),
+            _ => raw(&h.entity),
+        };
+        let (field, old_value, new_value, created, deleted) = match &h.kind {
+            HistKind::Created(_) => ("id", Value::Null, json!(h.entity.id), true, false),
+            HistKind::Field { field, old, new } => {
+                (field.as_str(), old.clone(), new.clone(), false, false)
+            }
+            HistKind::Deleted => ("id", json!(h.entity.id), Value::Null, false, true),
+        };
+        let is_order = entity_key == "order";
+        raw(&HistView {
+            id: h.id,
+            created_at: &h.created_at,
+            created,
+            deleted,
+            source: h.source,
+            user: (h.source == "user").then(|| json!({"id": 1})),
+            api_key: (h.source == "api").then(|| json!({"current": true})),
+            field,
+            old_value,
+            new_value,
+            order: is_order.then_some(&*entity),
+            customer: (!is_order).then_some(&*entity),
+        })
+    }
+
+    /// A history page: with `since_id`, records with id > since_id (page 1 only); without it,
+    /// page `page` of the whole history. Returns `(records, totalCount, currentPage)`.
+    fn history_slice<E>(
+        hist: &[HistEntry<E>],
+        since_id: Option<i64>,
+        page: u32,
+        limit: u32,
+    ) -> (&[HistEntry<E>], usize, u32) {
+        let rest = match since_id {
+            Some(s) => &hist[hist.partition_point(|h| h.id <= s)..],
+            None => hist,
+        };
+        let skip = (page.saturating_sub(1) as usize).saturating_mul(limit as usize);
+        let start = skip.min(rest.len());
+        let end = (start + limit as usize).min(rest.len());
+        (&rest[start..end], rest.len(), page.max(1))
+    }
+
+    /// Rendered order history page: `(records, totalCount, currentPage)`.
+    pub fn order_history_page(
+        &self,
+        since_id: Option<i64>,
+        page: u32,
+        limit: u32,
+    ) -> (Vec<Box<RawValue>>, usize, u32) {
+        let (slice, total, cur) = Self::history_slice(&self.order_history, since_id, page, limit);
+        let items = slice
+            .iter()
+            .map(|h| self.render_hist(h, "order", |o| self.render_order(o)))
+            .collect();
+        (items, total, cur)
+    }
+
+    /// Rendered customer history page.
+    pub fn customer_history_page(
+        &self,
+        since_id: Option<i64>,
+        page: u32,
+        limit: u32,
+    ) -> (Vec<Box<RawValue>>, usize, u32) {
+        let (slice, total, cur) =
+            Self::history_slice(&self.customer_history, since_id, page, limit);
+        let items = slice
+            .iter()
+            .map(|h| self.render_hist(h, "customer", raw))
+            .collect();
+        (items, total, cur)
+    }
+
+    /// Newest history record ids `(orders, customers)`.
+    pub fn latest_history_ids(&self) -> (Option<i64>, Option<i64>) {
+        (
+            self.order_history.last().map(|h| h.id),
+            self.customer_history.last().map(|h| h.id),
+        )
+    }
+
+    /// Counts of live entities and history records.
+    pub fn counts(&self) -> HashMap<&'static str, usize> {
+        HashMap::from([
+            ("orders", self.orders.len()),
+            ("customers", self.customers.len()),
+            ("order_history", self.order_history.len()),
+            ("customer_history", self.customer_history.len()),
+        ])
+    }
+}
+
+/// Sum of `initialPrice * quantity` over `items` (prices in roubles, exact to the kopeck).
+fn items_total(items: Option<&Value>) -> Option<Kopecks> {
+    let items = items?.as_array()?;
+    let mut total: i64 = 0;
+    for item in items {
+        let price = item
+            .get("initialPrice")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0);
+        let qty = item.get("quantity").and_then(Value::as_f64).unwrap_or(1.0);
+        total = total.saturating_add((price * qty * 100.0).round() as i64);
+    }
+    Some(Kopecks(total))
+}
