@@ -47,7 +47,9 @@ type Reloader = Box<dyn Fn(tracing_subscriber::EnvFilter) -> Result<(), String> 
 
 static RELOADER: std::sync::OnceLock<Reloader> = std::sync::OnceLock::new();
 
-fn remember(f: impl Fn(tracing_subscriber::EnvFilter) -> Result<(), String> + Send + Sync + 'static) {
+fn remember(
+    f: impl Fn(tracing_subscriber::EnvFilter) -> Result<(), String> + Send + Sync + 'static,
+) {
     let _ = RELOADER.set(Box::new(f));
 }
 

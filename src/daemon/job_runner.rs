@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn, Instrument};
+use tracing::{Instrument, error, info, warn};
 
 use super::board::{LiveError, LiveJob, LiveState, StatusBoard};
 use crate::clock::SharedClock;
@@ -92,7 +92,12 @@ async fn run_job_inner(deps: JobDeps, mut lease: Lease) -> JobEnd {
     info!(attempt = job.attempts + 1, trigger = ?job.trigger, "job started");
     let run_id = match deps
         .store
-        .start_run(project_id, &job.id, &kind, &format!("{:?}", job.trigger).to_lowercase())
+        .start_run(
+            project_id,
+            &job.id,
+            &kind,
+            &format!("{:?}", job.trigger).to_lowercase(),
+        )
         .await
     {
         Ok(id) => Some(id),
@@ -110,9 +115,8 @@ async fn run_job_inner(deps: JobDeps, mut lease: Lease) -> JobEnd {
     );
     let spec = job_spec(&job.kind, job.since_id);
     let engine_progress = progress.clone();
-    let mut task = tokio::spawn(
-        async move { engine.run(spec, &engine_progress).await }.in_current_span(),
-    );
+    let mut task =
+        tokio::spawn(async move { engine.run(spec, &engine_progress).await }.in_current_span());
 
     let renew_every = lease_renew_interval(&lease, deps.clock.now());
     let mut renew = tokio::time::interval(renew_every);
@@ -180,37 +184,71 @@ async fn settle(
                     message: None,
                 });
             });
-            info!(duration_ms, fetched = counts.fetched, created = counts.created, updated = counts.updated, "job succeeded");
+            info!(
+                duration_ms,
+                fetched = counts.fetched,
+                created = counts.created,
+                updated = counts.updated,
+                "job succeeded"
+            );
             JobEnd::Succeeded
         }
         Err(Failure::Aborted) => {
             retry_redis(|| deps.queue.release(lease)).await;
             let msg = "the daemon stopped before the job finished; it was handed back to the queue";
-            finish(deps, run_id, RunOutcome::Cancelled, &serde_json::json!({ "duration_ms": duration_ms }), Some(msg)).await;
+            finish(
+                deps,
+                run_id,
+                RunOutcome::Cancelled,
+                &serde_json::json!({ "duration_ms": duration_ms }),
+                Some(msg),
+            )
+            .await;
             warn!(duration_ms, "job aborted at shutdown and handed back");
             JobEnd::HandedBack
         }
         Err(Failure::LeaseLost) => {
             let msg = "the job's lease was lost (Redis unreachable for longer than the lease?); \
                        another worker may run it; this run stopped";
-            finish(deps, run_id, RunOutcome::Cancelled, &serde_json::json!({ "duration_ms": duration_ms }), Some(msg)).await;
+            finish(
+                deps,
+                run_id,
+                RunOutcome::Cancelled,
+                &serde_json::json!({ "duration_ms": duration_ms }),
+                Some(msg),
+            )
+            .await;
             warn!(duration_ms, "{msg}");
             JobEnd::LeaseLost
         }
         Err(failure) => {
             let (class, message) = match &failure {
                 Failure::Sync(e) => (e.class(), e.to_string()),
-                Failure::Panic(m) => (ErrorClass::Transient, format!("the sync job panicked: {m}; this is a bug, please report it with the logs")),
+                Failure::Panic(m) => (
+                    ErrorClass::Transient,
+                    format!(
+                        "the sync job panicked: {m}; this is a bug, please report it with the logs"
+                    ),
+                ),
                 Failure::LeaseLost | Failure::Aborted => unreachable!("handled above"),
             };
             let queue_class = match class {
                 ErrorClass::Permanent => FailureClass::Permanent,
                 ErrorClass::Transient => FailureClass::Transient,
-                ErrorClass::RateLimited => FailureClass::RateLimited { retry_after: RATE_LIMIT_RETRY },
+                ErrorClass::RateLimited => FailureClass::RateLimited {
+                    retry_after: RATE_LIMIT_RETRY,
+                },
             };
             let permanent = matches!(class, ErrorClass::Permanent);
-            let outcome = retry_redis(|| deps.queue.fail(lease, queue_class.clone(), &message)).await;
-            finish(deps, run_id, RunOutcome::Failed, &serde_json::json!({ "duration_ms": duration_ms }), Some(&message)).await;
+            let outcome = retry_redis(|| deps.queue.fail(lease, queue_class, &message)).await;
+            finish(
+                deps,
+                run_id,
+                RunOutcome::Failed,
+                &serde_json::json!({ "duration_ms": duration_ms }),
+                Some(&message),
+            )
+            .await;
             let finished_outcome = match outcome {
                 Some(FailOutcome::RetryAt(_)) => JobOutcome::Retrying,
                 // Not settled: the lease expires and the job runs again.
@@ -218,7 +256,11 @@ async fn settle(
                 Some(FailOutcome::Dead) => JobOutcome::Dead,
             };
             deps.board.update(project_id, |p| {
-                p.last_error = Some(LiveError { at: now, message: message.to_string(), permanent });
+                p.last_error = Some(LiveError {
+                    at: now,
+                    message: message.to_string(),
+                    permanent,
+                });
                 p.last_finished = Some(FinishedJob {
                     job_id: lease.job.id.clone(),
                     kind: lease.job.kind.to_string(),
@@ -228,9 +270,15 @@ async fn settle(
                 });
             });
             match outcome {
-                Some(FailOutcome::RetryAt(at)) => warn!(duration_ms, error = %message, retry_at = %at, "job failed; will retry"),
-                Some(FailOutcome::Dead) => error!(duration_ms, error = %message, "job failed for good; moved to dead letters"),
-                None => error!(duration_ms, error = %message, "job failed and could not be settled in Redis; its lease will expire and it will run again"),
+                Some(FailOutcome::RetryAt(at)) => {
+                    warn!(duration_ms, error = %message, retry_at = %at, "job failed; will retry")
+                }
+                Some(FailOutcome::Dead) => {
+                    error!(duration_ms, error = %message, "job failed for good; moved to dead letters")
+                }
+                None => {
+                    error!(duration_ms, error = %message, "job failed and could not be settled in Redis; its lease will expire and it will run again")
+                }
             }
             JobEnd::Failed { permanent }
         }
@@ -278,7 +326,9 @@ where
 
 /// Renew at a third of the lease, so two renewals can fail before it expires.
 fn lease_renew_interval(lease: &Lease, now: chrono::DateTime<Utc>) -> Duration {
-    let left = (lease.deadline - now).to_std().unwrap_or(Duration::from_secs(3));
+    let left = (lease.deadline - now)
+        .to_std()
+        .unwrap_or(Duration::from_secs(3));
     (left / 3).max(Duration::from_millis(200))
 }
 

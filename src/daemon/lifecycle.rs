@@ -14,13 +14,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::notify;
-use super::signals::{spawn_signal_listener, Signal};
+use super::signals::{Signal, spawn_signal_listener};
 use super::supervisor::{DaemonEvent, Supervisor, SupervisorArgs};
 use crate::clock::SharedClock;
 use crate::config::Settings;
-use crate::control::server::{ControlCall, ControlServer};
 use crate::control::ControlError;
-use crate::queue::{new_worker_id, JobQueue, QueueOptions};
+use crate::control::server::{ControlCall, ControlServer};
+use crate::queue::{JobQueue, QueueOptions, new_worker_id};
 use crate::store::Store;
 
 /// Why the daemon could not start or stopped with an error.
@@ -65,7 +65,10 @@ where
         match connect().await {
             Ok(v) => return Ok(v),
             Err(e) => {
-                let msg = format!("waiting for {what}: {e}; retrying in {}s", delay.as_secs_f32());
+                let msg = format!(
+                    "waiting for {what}: {e}; retrying in {}s",
+                    delay.as_secs_f32()
+                );
                 warn!("{msg}");
                 notify::status(&msg);
                 let sleep = tokio::time::sleep(delay);
@@ -86,17 +89,27 @@ where
 }
 
 /// Runs the daemon until SIGTERM/SIGINT; must be called inside an actix `System`.
-pub async fn run(settings: Settings, config_path: PathBuf, clock: SharedClock) -> Result<(), DaemonError> {
+pub async fn run(
+    settings: Settings,
+    config_path: PathBuf,
+    clock: SharedClock,
+) -> Result<(), DaemonError> {
     // Signals first, so a stop during start-up is honoured.
     let (sig_tx, mut sig_rx) = mpsc::channel::<Signal>(16);
     spawn_signal_listener(sig_tx).map_err(DaemonError::Signals)?;
 
     notify::status("connecting to PostgreSQL");
-    let store = with_backoff("PostgreSQL", &mut sig_rx, || Store::connect(&settings.database)).await?;
+    let store = with_backoff("PostgreSQL", &mut sig_rx, || {
+        Store::connect(&settings.database)
+    })
+    .await?;
     with_backoff("PostgreSQL", &mut sig_rx, || store.ping()).await?;
     if settings.database.run_migrations_on_start {
         notify::status("running database migrations");
-        store.run_migrations().await.map_err(DaemonError::Migrations)?;
+        store
+            .run_migrations()
+            .await
+            .map_err(DaemonError::Migrations)?;
     }
     notify::status("connecting to Redis");
     let queue = with_backoff("Redis", &mut sig_rx, || {
@@ -104,7 +117,8 @@ pub async fn run(settings: Settings, config_path: PathBuf, clock: SharedClock) -
     })
     .await?;
 
-    let mode = u32::from_str_radix(settings.control.socket_mode.trim_start_matches("0o"), 8).unwrap_or(0o660);
+    let mode = u32::from_str_radix(settings.control.socket_mode.trim_start_matches("0o"), 8)
+        .unwrap_or(0o660);
     let server = ControlServer::bind(std::path::Path::new(&settings.control.socket_path), mode)?;
 
     let done = CancellationToken::new();

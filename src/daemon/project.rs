@@ -127,7 +127,11 @@ impl Actor for ProjectActor {
                 let now = self.deps.clock.now();
                 self.deps.board.update(project_id, |p| {
                     p.state = LiveState::Failed;
-                    p.last_error = Some(LiveError { at: now, message: e.to_string(), permanent: true });
+                    p.last_error = Some(LiveError {
+                        at: now,
+                        message: e.to_string(),
+                        permanent: true,
+                    });
                 });
                 ctx.stop();
                 return;
@@ -164,7 +168,11 @@ impl Actor for ProjectActor {
         .start();
         self.sync = Some(sync);
         self.scheduler = Some(scheduler);
-        info!(project_id, interval_secs = self.interval().as_secs(), "project started");
+        info!(
+            project_id,
+            interval_secs = self.interval().as_secs(),
+            "project started"
+        );
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {

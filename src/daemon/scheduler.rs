@@ -75,7 +75,8 @@ impl Scheduler {
             ctx.cancel_future(t);
         }
         let at = self.clock.now() + chrono::Duration::from_std(after).unwrap_or_default();
-        self.board.update(self.project_id, |p| p.next_run_at = Some(at));
+        self.board
+            .update(self.project_id, |p| p.next_run_at = Some(at));
         self.timer = Some(ctx.run_later(after, |act, ctx| act.tick(ctx)));
     }
 
@@ -91,7 +92,10 @@ impl Scheduler {
             .and_then(|p| p.running)
             .is_some_and(|j| j.kind == JobKind::SyncAll.to_string());
         if running_all {
-            debug!(project_id = self.project_id, "periodic sync skipped: a sync_all is running");
+            debug!(
+                project_id = self.project_id,
+                "periodic sync skipped: a sync_all is running"
+            );
             return;
         }
         let queue = self.queue.clone();

@@ -28,7 +28,9 @@ use tracing::{error, info, warn};
 
 use super::board::{LiveState, StatusBoard};
 use super::notify;
-use super::project::{PauseProject, ProjectActor, ProjectDeps, ProjectStopped, StopProject, WakeProject};
+use super::project::{
+    PauseProject, ProjectActor, ProjectDeps, ProjectStopped, StopProject, WakeProject,
+};
 use super::signals::Signal;
 use crate::clock::SharedClock;
 use crate::config::Settings;
@@ -131,7 +133,11 @@ impl Supervisor {
         i.sync_customers.hash(&mut h);
         i.sync_interval_minutes.hash(&mut h);
         i.project_name.hash(&mut h);
-        let mapping: BTreeMap<_, _> = i.status_mapping.iter().map(|(k, v)| (k, v.as_str())).collect();
+        let mapping: BTreeMap<_, _> = i
+            .status_mapping
+            .iter()
+            .map(|(k, v)| (k, v.as_str()))
+            .collect();
         mapping.hash(&mut h);
         h.finish()
     }
@@ -205,7 +211,10 @@ impl Supervisor {
             }
             self.board.remove(project_id);
             if !known.contains_key(&project_id) {
-                info!(project_id, "integration removed: project stopped and its queue purged");
+                info!(
+                    project_id,
+                    "integration removed: project stopped and its queue purged"
+                );
                 let queue = self.queue.clone();
                 ctx.spawn(
                     async move {
@@ -249,7 +258,11 @@ impl Supervisor {
             "{} projects, {} syncing{}",
             self.slots.len(),
             self.board.running_count(),
-            if self.config_error.is_some() { "; last reload FAILED (see status)" } else { "" }
+            if self.config_error.is_some() {
+                "; last reload FAILED (see status)"
+            } else {
+                ""
+            }
         )
     }
 
@@ -314,7 +327,10 @@ impl Supervisor {
         }
         self.shutting_down = true;
         notify::stopping();
-        info!(grace_seconds = self.settings.shutdown.grace_seconds, "stopping: no new jobs; waiting for running ones");
+        info!(
+            grace_seconds = self.settings.shutdown.grace_seconds,
+            "stopping: no new jobs; waiting for running ones"
+        );
         self.stop.cancel();
         for slot in self.slots.values() {
             if let Some(addr) = &slot.addr {
@@ -346,9 +362,13 @@ impl Supervisor {
         };
         match request {
             Request::Ping => answer(Response::ok(serde_json::json!({ "pong": true }))),
-            Request::Version => answer(Response::ok(serde_json::json!({ "version": env!("CARGO_PKG_VERSION") }))),
+            Request::Version => answer(Response::ok(
+                serde_json::json!({ "version": env!("CARGO_PKG_VERSION") }),
+            )),
             Request::Reload => match self.reload(ctx) {
-                Ok(restart) => answer(Response::ok(serde_json::json!({ "reloaded": true, "restart_required": restart }))),
+                Ok(restart) => answer(Response::ok(
+                    serde_json::json!({ "reloaded": true, "restart_required": restart }),
+                )),
                 Err(message) => answer(Response::error(ErrorCode::Invalid, message)),
             },
             Request::Status { project_id } => {
@@ -360,7 +380,12 @@ impl Supervisor {
                 let fut = self.status(project_id);
                 ctx.spawn(async move { answer(Response::ok(fut.await)) }.into_actor(self));
             }
-            Request::Trigger { project_id, kind, entity_id, since_id } => {
+            Request::Trigger {
+                project_id,
+                kind,
+                entity_id,
+                since_id,
+            } => {
                 let Some(addr) = self.slots.get(&project_id).and_then(|s| s.addr.clone()) else {
                     return answer(not_found(project_id));
                 };
@@ -369,15 +394,25 @@ impl Supervisor {
                     Err(msg) => return answer(Response::error(ErrorCode::Invalid, msg)),
                 };
                 let queue = self.queue.clone();
-                let job = NewJob { project_id, kind, since_id, trigger: Trigger::Manual };
+                let job = NewJob {
+                    project_id,
+                    kind,
+                    since_id,
+                    trigger: Trigger::Manual,
+                };
                 ctx.spawn(
                     async move {
                         match queue.enqueue(&job).await {
                             Ok(e) => {
                                 addr.do_send(WakeProject);
-                                answer(Response::ok(TriggerAccepted { job_id: e.job_id, coalesced: e.coalesced }));
+                                answer(Response::ok(TriggerAccepted {
+                                    job_id: e.job_id,
+                                    coalesced: e.coalesced,
+                                }));
                             }
-                            Err(e) => answer(Response::error(ErrorCode::Unavailable, e.to_string())),
+                            Err(e) => {
+                                answer(Response::error(ErrorCode::Unavailable, e.to_string()))
+                            }
                         }
                     }
                     .into_actor(self),
@@ -391,18 +426,28 @@ impl Supervisor {
                 let limit = limit.unwrap_or(20);
                 ctx.spawn(
                     async move {
-                        let res = async {
-                            let stats = queue.stats(project_id).await?;
-                            let completed = queue.completed(project_id, limit).await?;
-                            let mut jobs: Vec<JobInfo> = stats
-                                .active
-                                .iter()
-                                .map(|a| job_info(&a.job, "running", Some(a.deadline), a.job.last_error.clone()))
-                                .collect();
-                            jobs.extend(completed.iter().map(|c| job_info(&c.job, "completed", Some(c.finished_at), None)));
-                            Ok::<_, crate::queue::QueueError>(JobList { project_id, jobs })
-                        }
-                        .await;
+                        let res =
+                            async {
+                                let stats = queue.stats(project_id).await?;
+                                let completed = queue.completed(project_id, limit).await?;
+                                let mut jobs: Vec<JobInfo> = stats
+                                    .active
+                                    .iter()
+                                    .map(|a| {
+                                        job_info(
+                                            &a.job,
+                                            "running",
+                                            Some(a.deadline),
+                                            a.job.last_error.clone(),
+                                        )
+                                    })
+                                    .collect();
+                                jobs.extend(completed.iter().map(|c| {
+                                    job_info(&c.job, "completed", Some(c.finished_at), None)
+                                }));
+                                Ok::<_, crate::queue::QueueError>(JobList { project_id, jobs })
+                            }
+                            .await;
                         answer(match res {
                             Ok(v) => Response::ok(v),
                             Err(e) => Response::error(ErrorCode::Unavailable, e.to_string()),
@@ -421,7 +466,14 @@ impl Supervisor {
                                 project_id,
                                 jobs: dead
                                     .iter()
-                                    .map(|d| job_info(&d.job, "dead", Some(d.died_at), Some(format!("{:?}: {}", d.reason, d.error))))
+                                    .map(|d| {
+                                        job_info(
+                                            &d.job,
+                                            "dead",
+                                            Some(d.died_at),
+                                            Some(format!("{:?}: {}", d.reason, d.error)),
+                                        )
+                                    })
                                     .collect(),
                             }),
                             Err(e) => Response::error(ErrorCode::Unavailable, e.to_string()),
@@ -461,22 +513,42 @@ impl Supervisor {
                 if let Some(addr) = &slot.addr {
                     addr.do_send(PauseProject(pause));
                 }
-                info!(project_id, paused = pause, "project {}", if pause { "paused" } else { "resumed" });
-                answer(Response::ok(serde_json::json!({ "project_id": project_id, "paused": pause })));
+                info!(
+                    project_id,
+                    paused = pause,
+                    "project {}",
+                    if pause { "paused" } else { "resumed" }
+                );
+                answer(Response::ok(
+                    serde_json::json!({ "project_id": project_id, "paused": pause }),
+                ));
             }
         }
     }
 
     /// Builds the `status` answer: the board, the slots and each project's queue counts.
-    fn status(&self, only: Option<i64>) -> impl std::future::Future<Output = DaemonStatus> + 'static {
-        let mut ids: Vec<i64> = self.slots.keys().copied().filter(|id| only.is_none_or(|o| o == *id)).collect();
+    fn status(
+        &self,
+        only: Option<i64>,
+    ) -> impl std::future::Future<Output = DaemonStatus> + 'static {
+        let mut ids: Vec<i64> = self
+            .slots
+            .keys()
+            .copied()
+            .filter(|id| only.is_none_or(|o| o == *id))
+            .collect();
         ids.sort_unstable();
         let now = Instant::now();
         let slots: Vec<(i64, bool, bool, u32)> = ids
             .iter()
             .map(|id| {
                 let s = &self.slots[id];
-                (*id, s.paused, s.failed_until.is_some_and(|t| t > now), s.total_restarts)
+                (
+                    *id,
+                    s.paused,
+                    s.failed_until.is_some_and(|t| t > now),
+                    s.total_restarts,
+                )
             })
             .collect();
         let board = self.board.clone();
@@ -522,10 +594,12 @@ impl Supervisor {
                         }
                     }),
                     last_success_at: live.as_ref().and_then(|l| l.last_success_at),
-                    last_error: live.as_ref().and_then(|l| l.last_error.as_ref()).map(|e| LastError {
-                        at: e.at,
-                        message: e.message.clone(),
-                        permanent: e.permanent,
+                    last_error: live.as_ref().and_then(|l| l.last_error.as_ref()).map(|e| {
+                        LastError {
+                            at: e.at,
+                            message: e.message.clone(),
+                            permanent: e.permanent,
+                        }
                     }),
                     last_finished: live.as_ref().and_then(|l| l.last_finished.clone()),
                     next_run_at: live.as_ref().and_then(|l| l.next_run_at),
@@ -541,7 +615,12 @@ impl Supervisor {
     }
 }
 
-fn job_info(job: &Job, state: &str, run_at: Option<DateTime<Utc>>, last_error: Option<String>) -> JobInfo {
+fn job_info(
+    job: &Job,
+    state: &str,
+    run_at: Option<DateTime<Utc>>,
+    last_error: Option<String>,
+) -> JobInfo {
     JobInfo {
         job_id: job.id.clone(),
         kind: job.kind.to_string(),
@@ -581,7 +660,7 @@ pub fn parse_kind(kind: &str, entity_id: Option<i64>) -> Result<JobKind, String>
         other => {
             return Err(format!(
                 "unknown job kind `{other}`; use sync_all, sync_orders, sync_customers, sync_order or sync_customer"
-            ))
+            ));
         }
     })
 }
@@ -596,7 +675,9 @@ impl Actor for Supervisor {
         if let Some(period) = notify::watchdog_interval() {
             ctx.run_interval(period, |_, _| notify::watchdog());
         }
-        ctx.run_interval(Duration::from_secs(10), |act, _| notify::status(&act.status_line()));
+        ctx.run_interval(Duration::from_secs(10), |act, _| {
+            notify::status(&act.status_line())
+        });
     }
 }
 
@@ -629,7 +710,11 @@ impl Handler<ProjectStopped> for Supervisor {
         }
         let now = Instant::now();
         let window = Duration::from_secs(self.settings.daemon.restart_window_secs);
-        while slot.restarts.front().is_some_and(|t| now.duration_since(*t) > window) {
+        while slot
+            .restarts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > window)
+        {
             slot.restarts.pop_front();
         }
         slot.restarts.push_back(now);
@@ -637,13 +722,23 @@ impl Handler<ProjectStopped> for Supervisor {
         let project_id = msg.project_id;
         if slot.restarts.len() as u32 > self.settings.daemon.restart_max {
             slot.failed_until = Some(now + FAILED_RETRY);
-            self.board.update(project_id, |p| p.state = LiveState::Failed);
-            error!(project_id, retry_in_secs = FAILED_RETRY.as_secs(), "project keeps failing; restart budget spent, marked failed");
+            self.board
+                .update(project_id, |p| p.state = LiveState::Failed);
+            error!(
+                project_id,
+                retry_in_secs = FAILED_RETRY.as_secs(),
+                "project keeps failing; restart budget spent, marked failed"
+            );
             ctx.run_later(FAILED_RETRY, |act, ctx| act.reconcile(ctx));
         } else {
             let delay = Duration::from_secs(1 << slot.restarts.len().min(5));
-            warn!(project_id, restart_in_secs = delay.as_secs(), "project stopped unexpectedly; restarting");
-            self.board.update(project_id, |p| p.restarts = p.restarts.saturating_add(1));
+            warn!(
+                project_id,
+                restart_in_secs = delay.as_secs(),
+                "project stopped unexpectedly; restarting"
+            );
+            self.board
+                .update(project_id, |p| p.restarts = p.restarts.saturating_add(1));
             ctx.run_later(delay, |act, ctx| act.reconcile(ctx));
         }
     }

@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 use tracing::warn;
 
 use super::board::LiveState;
-use super::job_runner::{run_job, JobDeps, JobEnd};
+use super::job_runner::{JobDeps, JobEnd, run_job};
 
 /// Longest sleep between two looks at the queue when nothing is due.
 pub const IDLE_POLL: Duration = Duration::from_secs(10);
@@ -143,7 +143,11 @@ impl Actor for SyncActor {
         let project_id = self.project_id();
         let paused = self.paused;
         self.deps.board.update(project_id, |p| {
-            p.state = if paused { LiveState::Paused } else { LiveState::Idle };
+            p.state = if paused {
+                LiveState::Paused
+            } else {
+                LiveState::Idle
+            };
         });
         self.poll(ctx);
     }

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use super::error::SyncError;
-use super::mapping::{map_customer, map_order, MappingContext};
+use super::mapping::{MappingContext, map_customer, map_order};
 use super::progress::Progress;
 use crate::crm::types::{Customer, Order};
 use crate::crm::{CrmClient, Decoded, PoisonItem};
@@ -168,11 +168,13 @@ impl Engine {
             JobSpec::Customers { since_id } => vec![(Stream::Customers, since_id)],
             JobSpec::All { since_id } => Stream::ALL.iter().map(|s| (*s, since_id)).collect(),
             JobSpec::Order { id } => {
-                self.sync_one(Stream::Orders, id, progress, &mut counts).await?;
+                self.sync_one(Stream::Orders, id, progress, &mut counts)
+                    .await?;
                 vec![]
             }
             JobSpec::Customer { id } => {
-                self.sync_one(Stream::Customers, id, progress, &mut counts).await?;
+                self.sync_one(Stream::Customers, id, progress, &mut counts)
+                    .await?;
                 vec![]
             }
         };
@@ -181,7 +183,8 @@ impl Engine {
                 counts.skipped_streams.push(stream);
                 continue;
             }
-            self.sync_stream(stream, since_id, progress, &mut counts).await?;
+            self.sync_stream(stream, since_id, progress, &mut counts)
+                .await?;
         }
         counts.requests = self.client.request_count().saturating_sub(requests_before);
         info!(
@@ -235,10 +238,15 @@ impl Engine {
         if batch.records.len() == 0 && batch.poison.is_empty() {
             batch.deleted.push(id);
         }
-        let cursor = self.store.load_cursor(self.project_id(), stream).await.map_err(|e| self.store_err(e, stream))?;
+        let cursor = self
+            .store
+            .load_cursor(self.project_id(), stream)
+            .await
+            .map_err(|e| self.store_err(e, stream))?;
         batch.next_since_id = cursor.since_id;
         batch.next_snapshot_page = cursor.snapshot_page;
-        self.commit(stream, &cursor, batch, progress, counts).await?;
+        self.commit(stream, &cursor, batch, progress, counts)
+            .await?;
         Ok(())
     }
 
@@ -309,7 +317,9 @@ impl Engine {
         let produce = producer(tx);
         let write = async {
             while let Some(batch) = rx.recv().await {
-                cursor = self.commit(stream, &cursor, batch, progress, counts).await?;
+                cursor = self
+                    .commit(stream, &cursor, batch, progress, counts)
+                    .await?;
             }
             Ok::<_, SyncError>(())
         };
@@ -402,7 +412,14 @@ impl Engine {
             Records::Orders(orders) => {
                 let out = self
                     .store
-                    .commit_orders(project_id, expected, &next, &orders, &batch.deleted, &batch.poison)
+                    .commit_orders(
+                        project_id,
+                        expected,
+                        &next,
+                        &orders,
+                        &batch.deleted,
+                        &batch.poison,
+                    )
                     .await
                     .map_err(|e| self.store_err(e, stream))?;
                 counts.created += out.created;
@@ -414,7 +431,14 @@ impl Engine {
             Records::Customers(customers) => {
                 let out = self
                     .store
-                    .commit_customers(project_id, expected, &next, &customers, &batch.deleted, &batch.poison)
+                    .commit_customers(
+                        project_id,
+                        expected,
+                        &next,
+                        &customers,
+                        &batch.deleted,
+                        &batch.poison,
+                    )
                     .await
                     .map_err(|e| self.store_err(e, stream))?;
                 counts.created += out.created;
@@ -501,8 +525,12 @@ impl Engine {
         let mut out = Batch::new(stream);
         for chunk in ids.chunks(MAX_LIMIT as usize) {
             let part = match stream {
-                Stream::Orders => self.map_orders(self.client.orders_by_ids(chunk).await?.items, ctx),
-                Stream::Customers => self.map_customers(self.client.customers_by_ids(chunk).await?.items),
+                Stream::Orders => {
+                    self.map_orders(self.client.orders_by_ids(chunk).await?.items, ctx)
+                }
+                Stream::Customers => {
+                    self.map_customers(self.client.customers_by_ids(chunk).await?.items)
+                }
             };
             out.absorb(part);
         }
@@ -589,7 +617,10 @@ impl Engine {
                 (page.pagination, entries)
             }
             Stream::Customers => {
-                let page = self.client.customers_history(Some(since), MAX_LIMIT).await?;
+                let page = self
+                    .client
+                    .customers_history(Some(since), MAX_LIMIT)
+                    .await?;
                 let entries = page
                     .items
                     .into_iter()
@@ -708,7 +739,12 @@ fn poison_item(stream: Stream, p: PoisonItem) -> PoisonRecord {
     }
 }
 
-fn poison_of(stream: Stream, id: Option<i64>, raw: serde_json::Value, reason: String) -> PoisonRecord {
+fn poison_of(
+    stream: Stream,
+    id: Option<i64>,
+    raw: serde_json::Value,
+    reason: String,
+) -> PoisonRecord {
     PoisonRecord {
         stream,
         entity_id: id,

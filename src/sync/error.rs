@@ -18,7 +18,10 @@ pub enum SyncError {
         "another sync of project {project_id} moved the {stream} cursor while this one ran; \
          nothing was written by this batch, the job will be retried"
     )]
-    Conflict { project_id: i64, stream: crate::model::Stream },
+    Conflict {
+        project_id: i64,
+        stream: crate::model::Stream,
+    },
     /// The integration is switched off (`is_active = false`).
     #[error(
         "the integration of project {0} is inactive; set is_active = true \

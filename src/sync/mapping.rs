@@ -10,8 +10,8 @@ use chrono_tz::Tz;
 use crate::crm::parse_crm_datetime;
 use crate::crm::types::{Customer, Order};
 use crate::model::{
-    map_status, normalize_email, normalize_phone, CustomerRecord, OrderContact, OrderRecord,
-    OrderStatus,
+    CustomerRecord, OrderContact, OrderRecord, OrderStatus, map_status, normalize_email,
+    normalize_phone,
 };
 
 /// What mapping an order needs to know about the account and the integration.
@@ -28,7 +28,9 @@ pub struct MappingContext {
 }
 
 fn clean(s: Option<&str>) -> Option<String> {
-    s.map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
+    s.map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 /// Maps a customer. Fails only when the record cannot identify anybody.
@@ -60,11 +62,11 @@ pub fn map_order(o: &Order, ctx: &MappingContext) -> Result<(OrderRecord, bool),
         None => None,
     };
     let customer = o.customer.as_ref();
-    let email = o
-        .email
-        .as_deref()
-        .and_then(normalize_email)
-        .or_else(|| customer.and_then(|c| c.email.as_deref()).and_then(normalize_email));
+    let email = o.email.as_deref().and_then(normalize_email).or_else(|| {
+        customer
+            .and_then(|c| c.email.as_deref())
+            .and_then(normalize_email)
+    });
     let phone = o.phone.as_deref().and_then(normalize_phone).or_else(|| {
         customer.and_then(|c| {
             c.phones
