@@ -17,6 +17,7 @@ use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use crate::config::DatabaseSettings;
 use crate::model::Stream;
 
+pub mod admin;
 pub mod cursors;
 pub mod integrations;
 pub mod migrations;
@@ -24,6 +25,7 @@ pub mod orders;
 pub mod runs;
 pub mod schema;
 mod scrub;
+pub mod summary;
 pub mod users;
 
 pub use cursors::{Cursor, DeadRecord, PoisonRecord};
