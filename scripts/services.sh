@@ -30,17 +30,25 @@ redis_up() { [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = "PONG" ]; 
 if ! command -v pg_isready >/dev/null 2>&1 || ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
   pg_up 2>/dev/null || apt_install postgresql postgresql-client
 fi
+pg_version() { ls /etc/postgresql 2>/dev/null | sort -V | tail -n1; }
+pg_login() { psql -h 127.0.0.1 -U postgres -d postgres -Atqc 'select 1' >/dev/null 2>&1; }
 if ! pg_up; then
   log "starting PostgreSQL"
-  ver="$(ls /etc/postgresql | sort -V | tail -n1)"
-  conf="/etc/postgresql/$ver/main"
-  # Loopback only, trust auth for local development and CI (never for production).
-  if ! grep -q '^# retailcrm-sync' "$conf/pg_hba.conf" 2>/dev/null; then
-    $SUDO sh -c "printf '# retailcrm-sync: local trust for dev/CI\nlocal all all trust\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n' | cat - '$conf/pg_hba.conf' > '$conf/pg_hba.conf.new' && mv '$conf/pg_hba.conf.new' '$conf/pg_hba.conf'"
-  fi
-  $SUDO pg_ctlcluster --skip-systemctl-redirect "$ver" main start || true
+  $SUDO pg_ctlcluster --skip-systemctl-redirect "$(pg_version)" main start || true
   for _ in $(seq 1 30); do pg_up && break; sleep 1; done
   pg_up || { log "PostgreSQL did not come up; see /var/log/postgresql"; exit 1; }
+fi
+if ! pg_login; then
+  # A fresh Debian cluster wants passwords on TCP; allow loopback without one for dev and CI
+  # (never do this on a production server).
+  conf="/etc/postgresql/$(pg_version)/main/pg_hba.conf"
+  if [ -f "$conf" ] && ! grep -q '^# retailcrm-sync' "$conf"; then
+    log "allowing passwordless loopback logins in $conf (dev/CI only)"
+    $SUDO sh -c "printf '# retailcrm-sync: local trust for dev/CI\nlocal all all trust\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n' | cat - '$conf' > '$conf.new' && mv '$conf.new' '$conf' && chown postgres: '$conf' 2>/dev/null || true"
+    $SUDO pg_ctlcluster --skip-systemctl-redirect "$(pg_version)" main reload || true
+    sleep 1
+  fi
+  pg_login || { log "cannot log in to PostgreSQL as postgres on 127.0.0.1; check pg_hba.conf"; exit 1; }
 fi
 if ! psql -h 127.0.0.1 -U postgres -d postgres -Atqc "select 1 from pg_database where datname = '$PG_DB'" | grep -q 1; then
   log "creating database $PG_DB"
