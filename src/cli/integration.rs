@@ -27,6 +27,17 @@ pub enum IntegrationCommand {
     Set(SetArgs),
     /// Delete a project's integration (synced orders and users stay).
     Remove(RemoveArgs),
+    /// Test the connection: the URL is a RetailCRM account speaking API v5 and the key has the
+    /// scopes the enabled streams need (`order_read`, `customer_read`, `reference_read`).
+    Test(TestArgs),
+}
+
+/// Arguments of `integration test`.
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// Loyalty project id.
+    #[arg(long)]
+    pub project_id: i64,
 }
 
 /// Arguments of `integration add`.
@@ -123,6 +134,7 @@ pub fn execute(cli: &Cli, cmd: &IntegrationCommand) -> anyhow::Result<ExitCode> 
             IntegrationCommand::List(a) => list(&store, a).await,
             IntegrationCommand::Set(a) => set(&store, a).await,
             IntegrationCommand::Remove(a) => remove(&store, a).await,
+            IntegrationCommand::Test(a) => test(&store, &settings, a).await,
         }
     })
 }
@@ -243,6 +255,62 @@ async fn remove(store: &Store, a: &RemoveArgs) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     } else {
         bail!("project {} has no integration", a.project_id)
+    }
+}
+
+/// Scopes a read-only sync of `integration` needs.
+pub fn needed_scopes(integration: &Integration) -> Vec<&'static str> {
+    let mut scopes = Vec::new();
+    if integration.sync_orders {
+        scopes.extend(["order_read", "reference_read"]);
+    }
+    if integration.sync_customers {
+        scopes.push("customer_read");
+    }
+    scopes
+}
+
+async fn test(
+    store: &Store,
+    settings: &crate::config::Settings,
+    a: &TestArgs,
+) -> anyhow::Result<ExitCode> {
+    let Some(integration) = store.get_integration(a.project_id).await? else {
+        bail!(
+            "project {} has no integration; add one with `retailcrm-sync integration add`",
+            a.project_id
+        );
+    };
+    let client = crate::crm::CrmClient::new(
+        &integration.api_url,
+        integration.api_key.clone(),
+        crate::crm::ClientOptions {
+            requests_per_second: settings.sync.requests_per_second,
+            timeout: std::time::Duration::from_secs(settings.sync.request_timeout_secs),
+            ..Default::default()
+        },
+    )?;
+    let scopes = needed_scopes(&integration);
+    match client.test_connection(&scopes).await {
+        Ok(report) => {
+            println!(
+                "ok: {} speaks API v5 (versions {}); the key has {}",
+                integration.api_url,
+                report.versions.join(", "),
+                report.scopes.join(", ")
+            );
+            if report.site_access.as_deref() == Some("access_selective") {
+                println!(
+                    "note: the key covers only these stores: {}",
+                    report.sites_available.join(", ")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("connection test failed for project {}: {e}", a.project_id);
+            Ok(ExitCode::FAILURE)
+        }
     }
 }
 
