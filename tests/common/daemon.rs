@@ -151,6 +151,11 @@ restart_window_secs = 60
 
     /// Starts the daemon (logs appended to `log_path`) without waiting for it.
     pub fn spawn(&self) -> Daemon {
+        self.spawn_with_env(&[])
+    }
+
+    /// Starts the daemon with extra environment variables.
+    pub fn spawn_with_env(&self, vars: &[(&str, &str)]) -> Daemon {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -163,6 +168,7 @@ restart_window_secs = 60
             .arg("run")
             .env_remove("RUST_LOG")
             .env_remove("NOTIFY_SOCKET")
+            .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)

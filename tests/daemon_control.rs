@@ -1,0 +1,258 @@
+//! The daemon's control plane end to end: reconcile on `ctl reload` and SIGHUP, config reload
+//! errors, a hostile control socket, and start-up (second daemon, stale socket, dead Postgres).
+
+mod common;
+
+use std::time::Duration;
+
+use common::daemon::{DaemonOpts, Env, mock};
+use retailcrm_sync::control::protocol::Request;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn ids(s: &retailcrm_sync::control::protocol::DaemonStatus) -> Vec<i64> {
+    s.projects.iter().map(|p| p.project_id).collect()
+}
+
+/// JSON log lines with `message == msg` and `project_id == id`.
+fn log_count(logs: &str, msg: &str, project_id: i64) -> usize {
+    logs.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == msg && v["project_id"] == project_id)
+        .count()
+}
+
+/// Integrations inserted with SQL appear after `ctl reload` and after SIGHUP; a deactivated
+/// one disappears; editing one project's key restarts that project only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_and_sighup_reconcile_integrations() {
+    let a = mock(50, 20, 61).await;
+    let b = mock(50, 20, 62).await;
+    let env = Env::new(DaemonOpts::default()).await;
+    env.insert_integration(1, &a, 600).await;
+    let daemon = env.start().await;
+    daemon
+        .wait_status("project 1", Duration::from_secs(10), |s| ids(s) == [1])
+        .await;
+
+    env.insert_integration(2, &b, 600).await;
+    let (code, out, err) = daemon.ctl(&["reload"]);
+    assert_eq!(code, 0, "{out}{err}");
+    daemon
+        .wait_status("project 2 after ctl reload", Duration::from_secs(10), |s| {
+            ids(s) == [1, 2]
+        })
+        .await;
+
+    env.insert_integration(3, &b, 600).await;
+    daemon.signal(libc::SIGHUP);
+    daemon
+        .wait_status("project 3 after SIGHUP", Duration::from_secs(10), |s| {
+            ids(s) == [1, 2, 3]
+        })
+        .await;
+    // Let every project finish its first sync so a restart would be visible.
+    daemon
+        .wait_status("first syncs", Duration::from_secs(20), |s| {
+            s.projects.iter().all(|p| p.last_success_at.is_some())
+        })
+        .await;
+
+    env.sql("UPDATE retailcrm_integrations SET is_active = FALSE WHERE project_id = 2")
+        .await;
+    assert!(daemon.call(&Request::Reload).await.ok);
+    daemon
+        .wait_status("project 2 stopped", Duration::from_secs(10), |s| {
+            ids(s) == [1, 3]
+        })
+        .await;
+    let r = daemon
+        .call(&Request::Trigger {
+            project_id: 2,
+            kind: "sync_all".into(),
+            entity_id: None,
+            since_id: None,
+        })
+        .await;
+    assert!(!r.ok, "a deactivated project takes no jobs");
+
+    let before = env.logs();
+    assert_eq!(log_count(&before, "project started", 1), 1);
+    assert_eq!(log_count(&before, "project started", 3), 1);
+    let success_1 = daemon.project(1).await.unwrap().last_success_at;
+    env.sql("UPDATE retailcrm_integrations SET api_key = 'another-key-0123456789' WHERE project_id = 3")
+        .await;
+    assert!(daemon.call(&Request::Reload).await.ok);
+    let started = std::time::Instant::now();
+    while log_count(&env.logs(), "project started", 3) < 2 {
+        assert!(started.elapsed() < Duration::from_secs(10), "project 3 did not restart\n{}", env.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A little longer, so a wrongly restarted project 1 would have shown up too.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let logs = env.logs();
+    assert_eq!(log_count(&logs, "project started", 1), 1, "project 1 was restarted");
+    let p1 = daemon.project(1).await.unwrap();
+    assert_eq!(p1.last_success_at, success_1);
+    assert_eq!(p1.restarts, 0);
+    assert_eq!(ids(&daemon.status().await), [1, 3]);
+    assert!(!logs.contains(&a.api_key) && !logs.contains(&b.api_key) && !logs.contains("another-key-0123456789"));
+}
+
+/// SIGHUP with a broken config keeps the daemon on the old one and `status` says why; a fixed
+/// file and another SIGHUP clear the error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_with_broken_config_keeps_running() {
+    let a = mock(50, 20, 71).await;
+    let mut env = Env::new(DaemonOpts::default()).await;
+    env.insert_integration(1, &a, 600).await;
+    let daemon = env.start().await;
+    daemon
+        .wait_status("project 1", Duration::from_secs(10), |s| ids(s) == [1])
+        .await;
+    let good = env.config_text();
+    std::fs::write(&env.config_path, good.replace("page_size = 100", "page_size = 7"))
+        .unwrap();
+    daemon.signal(libc::SIGHUP);
+    let s = daemon
+        .wait_status("config_error", Duration::from_secs(10), |s| s.config_error.is_some())
+        .await;
+    let why = s.config_error.unwrap();
+    assert!(why.contains("page_size"), "the error names the bad key: {why}");
+    assert_eq!(ids(&daemon.status().await), [1], "still running the old config");
+    let (code, out, _) = daemon.ctl(&["status"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("page_size"), "the table shows the reload error: {out}");
+    // Not even TOML.
+    std::fs::write(&env.config_path, "[sync\npage_size = ").unwrap();
+    let r = daemon.call(&Request::Reload).await;
+    assert!(!r.ok, "ctl reload reports the failure");
+    assert!(daemon.status().await.config_error.is_some());
+    assert!(daemon.call(&Request::Ping).await.ok);
+
+    env.opts.reconcile_secs = 300;
+    env.write_config();
+    daemon.signal(libc::SIGHUP);
+    daemon
+        .wait_status("config_error cleared", Duration::from_secs(10), |s| {
+            s.config_error.is_none()
+        })
+        .await;
+    assert_eq!(ids(&daemon.status().await), [1]);
+}
+
+/// Random bytes, a 10 MB line and 200 idle connections leave the daemon answering `ping`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_the_socket_is_harmless() {
+    let env = Env::new(DaemonOpts::default()).await;
+    let mut daemon = env.start().await;
+    let mut idle = Vec::new();
+    for _ in 0..200 {
+        idle.push(tokio::net::UnixStream::connect(&daemon.socket).await.unwrap());
+    }
+    assert!(daemon.call(&Request::Ping).await.ok, "ping with 200 idle connections open");
+
+    // Random bytes ending in a newline: a JSON error, and the connection stays usable.
+    let mut s = tokio::net::UnixStream::connect(&daemon.socket).await.unwrap();
+    let mut junk: Vec<u8> = (0..4096).map(|i| ((i * 7919 + 13) % 251) as u8).collect();
+    junk.retain(|b| *b != b'\n');
+    junk.push(b'\n');
+    s.write_all(&junk).await.unwrap();
+    s.write_all(b"{\"cmd\":\"launch_missiles\"}\n{\"cmd\":\"status\",\"project_id\":999}\n{\"cmd\":\"ping\"}\n")
+        .await
+        .unwrap();
+    let mut reader = tokio::io::BufReader::new(s);
+    let mut replies = Vec::new();
+    for _ in 0..4 {
+        let mut line = String::new();
+        tokio::time::timeout(Duration::from_secs(5), tokio::io::AsyncBufReadExt::read_line(&mut reader, &mut line))
+            .await
+            .expect("an answer to every line")
+            .unwrap();
+        replies.push(serde_json::from_str::<serde_json::Value>(&line).expect("JSON answer"));
+    }
+    assert_eq!(replies[0]["ok"], false);
+    assert_eq!(replies[1]["ok"], false);
+    assert_eq!(replies[2]["ok"], false, "unknown project is an error: {}", replies[2]);
+    assert_eq!(replies[3]["ok"], true);
+
+    // A 10 MB line.
+    let mut big = tokio::net::UnixStream::connect(&daemon.socket).await.unwrap();
+    let chunk = vec![b'x'; 1024 * 1024];
+    for _ in 0..10 {
+        big.write_all(&chunk).await.unwrap();
+    }
+    big.write_all(b"\n").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), big.read(&mut buf))
+        .await
+        .expect("an answer to the huge line")
+        .unwrap();
+    let reply: serde_json::Value = serde_json::from_slice(&buf[..n]).expect("JSON answer");
+    assert_eq!(reply["error"]["code"], "line_too_long", "{reply}");
+
+    // Random bytes without a newline, then the writer hangs up half way.
+    let mut half = tokio::net::UnixStream::connect(&daemon.socket).await.unwrap();
+    half.write_all(&junk[..1000]).await.unwrap();
+    drop(half);
+
+    let started = std::time::Instant::now();
+    assert!(daemon.call(&Request::Ping).await.ok);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(daemon.try_exit().is_none());
+    drop(idle);
+    assert!(daemon.call(&Request::Ping).await.ok);
+}
+
+/// A second daemon on the same socket is refused; a stale socket file is cleaned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_daemon_is_refused_and_stale_socket_is_cleaned() {
+    let env = Env::new(DaemonOpts::default()).await;
+    // A stale socket: bound, then its listener gone.
+    drop(std::os::unix::net::UnixListener::bind(&env.socket).unwrap());
+    assert!(env.socket.exists());
+    let first = env.start().await;
+    let mut second = env.spawn();
+    let exit = second
+        .wait_exit(Duration::from_secs(20))
+        .await
+        .expect("the second daemon exits");
+    assert!(!exit.success(), "the second daemon must fail");
+    let logs = env.logs();
+    assert!(
+        logs.contains("already") && logs.contains(&env.socket.display().to_string()),
+        "a clear message naming the socket: {logs}"
+    );
+    assert!(first.call(&Request::Ping).await.ok, "the first daemon is untouched");
+    assert!(env.socket.exists());
+}
+
+/// With Postgres unreachable the daemon keeps retrying (reporting STATUS= to systemd) and
+/// exits 0 on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_postgres_is_retried_and_sigterm_exits_0() {
+    let env = Env::new(DaemonOpts {
+        db_url: Some("postgres://postgres@127.0.0.1:1/nothing".into()),
+        ..DaemonOpts::default()
+    })
+    .await;
+    let notify_path = env.dir.path().join("notify.sock");
+    let notify = tokio::net::UnixDatagram::bind(&notify_path).unwrap();
+    let mut daemon = env.spawn_with_env(&[("NOTIFY_SOCKET", notify_path.to_str().unwrap())]);
+    let mut statuses = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    let started = std::time::Instant::now();
+    while statuses.iter().filter(|s: &&String| s.contains("waiting for PostgreSQL")).count() < 2 {
+        assert!(started.elapsed() < Duration::from_secs(15), "no retries reported: {statuses:?}");
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(500), notify.recv(&mut buf)).await {
+            statuses.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    assert!(daemon.try_exit().is_none(), "still running while Postgres is down");
+    assert!(!statuses.iter().any(|s| s.contains("READY=1")));
+    daemon.signal(libc::SIGTERM);
+    let exit = daemon
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("exits after SIGTERM");
+    assert!(exit.success(), "exit status {exit}\n{}", env.logs());
+}
