@@ -42,10 +42,57 @@ async fn trigger_wait_syncs_everything() {
     let p = daemon.project(1).await.unwrap();
     assert_eq!(p.state, ProjectState::Idle);
     assert_eq!(p.last_finished.unwrap().outcome, JobOutcome::Succeeded);
+    assert_eq!(p.cursor_lag, Some(0), "caught up after the run");
     let runs = env
         .count("SELECT count(*) AS n FROM sync_runs WHERE project_id = 1 AND outcome = 'succeeded'")
         .await;
     assert!(runs >= 1);
+
+    // Changes in RetailCRM reach Postgres through the history on the next trigger.
+    let report = crm.mutate_random(120, 5);
+    assert!(report.status_changes + report.orders_created + report.orders_deleted > 0);
+    let socket = daemon.socket.clone();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        common::daemon::ctl(&socket, &["trigger", "1", "sync_all", "--wait"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "second trigger --wait failed\nstdout: {out}\nstderr: {err}");
+    env.assert_equals_mock(1, &crm).await;
+    let (code, out, _) = daemon.ctl(&["status"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("shop 1"), "the table names the project: {out}");
+    assert!(!env.logs().contains(&crm.api_key));
+}
+
+/// A second SIGTERM during the drain stops waiting for the running job: the daemon exits 0 at
+/// once instead of after the (long) grace period, and the job is handed back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_sigterm_cuts_the_grace_period_short() {
+    let crm = slow_mock(43).await;
+    let env = Env::new(DaemonOpts {
+        grace_seconds: 60,
+        ..slow_sync_opts()
+    })
+    .await;
+    env.insert_integration(1, &crm, 600).await;
+    let mut daemon = env.start().await;
+    wait_mid_sync(&daemon).await;
+    daemon.signal(libc::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(daemon.try_exit().is_none(), "the first SIGTERM waits for the job");
+    let stopped = std::time::Instant::now();
+    daemon.signal(libc::SIGTERM);
+    let exit = daemon
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|| panic!("no exit after the second SIGTERM\n{}", env.logs()));
+    assert!(exit.success(), "exit status {exit}");
+    assert!(stopped.elapsed() < Duration::from_secs(4));
+    let cancelled = env
+        .count("SELECT count(*) AS n FROM sync_runs WHERE project_id = 1 AND outcome = 'cancelled'")
+        .await;
+    assert_eq!(cancelled, 1, "handed back as cancelled");
 }
 
 /// Row count of `sync_runs` for a project and trigger.

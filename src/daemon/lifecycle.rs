@@ -117,8 +117,8 @@ pub async fn run(
     })
     .await?;
 
-    let mode = u32::from_str_radix(settings.control.socket_mode.trim_start_matches("0o"), 8)
-        .unwrap_or(0o660);
+    // Validation refused a bad mode already; 0660 is only a belt-and-braces default.
+    let mode = settings.control.mode().unwrap_or(0o660);
     let server = ControlServer::bind(std::path::Path::new(&settings.control.socket_path), mode)?;
 
     let done = CancellationToken::new();

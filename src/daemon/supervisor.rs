@@ -98,6 +98,8 @@ pub struct Supervisor {
     restart_required: Vec<String>,
     next_generation: u64,
     shutting_down: bool,
+    /// The periodic reconcile timer (re-armed when a reload changes its interval).
+    reconcile_timer: Option<SpawnHandle>,
 }
 
 impl Supervisor {
@@ -122,6 +124,7 @@ impl Supervisor {
             restart_required: Vec::new(),
             next_generation: 1,
             shutting_down: false,
+            reconcile_timer: None,
         }
     }
 
@@ -299,7 +302,20 @@ impl Supervisor {
                     }
                 }
                 let projects_affected = new.sync != old.sync;
+                let reconcile_changed =
+                    new.daemon.reconcile_interval_secs != old.daemon.reconcile_interval_secs;
+                // Retry settings live in the queue handle: swap in one built with the new
+                // values (same Redis and key prefix; those two need a restart).
+                let mut queue_options = super::lifecycle::queue_options(&new);
+                queue_options.key_prefix = self.queue.options().key_prefix.clone();
+                let queue_changed = queue_options != *self.queue.options();
                 self.settings = Arc::new(new);
+                if reconcile_changed {
+                    self.arm_reconcile(ctx);
+                }
+                if queue_changed {
+                    self.swap_queue(queue_options, old.redis.url.clone(), ctx);
+                }
                 self.config_error = None;
                 self.restart_required = restart.clone();
                 if !restart.is_empty() {
@@ -321,8 +337,54 @@ impl Supervisor {
         result
     }
 
+    /// (Re)starts the periodic reconcile at `daemon.reconcile_interval_secs`.
+    fn arm_reconcile(&mut self, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.reconcile_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        let every = Duration::from_secs(self.settings.daemon.reconcile_interval_secs.max(1));
+        self.reconcile_timer = Some(ctx.run_interval(every, |act, ctx| act.reconcile(ctx)));
+    }
+
+    /// Replaces the queue handle by one with new retry/lease options, then restarts the
+    /// projects so their sync actors use it. On failure the old handle stays.
+    fn swap_queue(
+        &mut self,
+        options: crate::queue::QueueOptions,
+        redis_url: String,
+        ctx: &mut Context<Self>,
+    ) {
+        let clock = self.clock.clone();
+        ctx.spawn(
+            async move { JobQueue::connect(&redis_url, options, clock).await }
+                .into_actor(self)
+                .map(|res, act, ctx| match res {
+                    Ok(queue) => {
+                        info!("queue retry and lease settings applied");
+                        act.queue = queue;
+                        for slot in act.slots.values_mut() {
+                            slot.fingerprint = 0;
+                        }
+                        act.reconcile(ctx);
+                    }
+                    Err(e) => {
+                        let message = format!(
+                            "the new queue settings could not be applied ({e}); still using the previous ones"
+                        );
+                        warn!("{message}");
+                        act.config_error = Some(message);
+                    }
+                }),
+        );
+    }
+
     fn shutdown(&mut self, ctx: &mut Context<Self>) {
         if self.shutting_down {
+            // A second SIGTERM/SIGINT during the drain: stop waiting for the running jobs.
+            if !self.abort.is_cancelled() {
+                warn!("second stop signal: aborting running jobs now and handing them back");
+                self.abort.cancel();
+            }
             return;
         }
         self.shutting_down = true;
@@ -670,8 +732,7 @@ impl Actor for Supervisor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.reconcile(ctx);
-        let every = Duration::from_secs(self.settings.daemon.reconcile_interval_secs.max(1));
-        ctx.run_interval(every, |act, ctx| act.reconcile(ctx));
+        self.arm_reconcile(ctx);
         if let Some(period) = notify::watchdog_interval() {
             ctx.run_interval(period, |_, _| notify::watchdog());
         }

@@ -317,12 +317,20 @@ restart_window_secs = 60
         let got = self.orders(project_id).await;
         assert_eq!(got.len(), want.len(), "order count differs from the mock");
         assert!(got == want, "orders differ from the mock");
-        let total = self
+        let live = self
             .count(&format!(
-                "SELECT count(*) AS n FROM orders WHERE project_id = {project_id}"
+                "SELECT count(*) AS n FROM orders WHERE project_id = {project_id} \
+                 AND deleted_at IS NULL"
             ))
             .await;
-        assert_eq!(total as usize, want.len(), "duplicate or stray order rows");
+        assert_eq!(live as usize, want.len(), "duplicate or stray live order rows");
+        let distinct = self
+            .count(&format!(
+                "SELECT count(*) - count(DISTINCT retailcrm_order_id) AS n FROM orders \
+                 WHERE project_id = {project_id}"
+            ))
+            .await;
+        assert_eq!(distinct, 0, "an order is stored twice");
         // Customers: one user per customer, except that a customer sharing an e-mail or phone
         // with another one is linked to that user (the store's matching rules), not duplicated.
         let customers = mock.customers_snapshot();
