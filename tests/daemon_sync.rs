@@ -27,14 +27,22 @@ async fn trigger_wait_syncs_everything() {
     })
     .await
     .unwrap();
-    assert_eq!(code, 0, "ctl trigger --wait failed\nstdout: {out}\nstderr: {err}\nlog:\n{}", env.logs());
+    assert_eq!(
+        code,
+        0,
+        "ctl trigger --wait failed\nstdout: {out}\nstderr: {err}\nlog:\n{}",
+        env.logs()
+    );
     env.assert_equals_mock(1, &crm).await;
 
     let (code, out, _) = daemon.ctl(&["--json", "status"]);
     assert_eq!(code, 0);
     let status: serde_json::Value = serde_json::from_str(&out).expect("status --json is JSON");
     let text = out.clone();
-    let projects = status["projects"].as_array().or_else(|| status["data"]["projects"].as_array()).unwrap_or_else(|| panic!("no projects in {text}"));
+    let projects = status["projects"]
+        .as_array()
+        .or_else(|| status["data"]["projects"].as_array())
+        .unwrap_or_else(|| panic!("no projects in {text}"));
     let p = &projects[0];
     assert_eq!(p["project_id"], 1);
     assert!(p["last_success_at"].is_string(), "{p}");
@@ -57,7 +65,10 @@ async fn trigger_wait_syncs_everything() {
     })
     .await
     .unwrap();
-    assert_eq!(code, 0, "second trigger --wait failed\nstdout: {out}\nstderr: {err}");
+    assert_eq!(
+        code, 0,
+        "second trigger --wait failed\nstdout: {out}\nstderr: {err}"
+    );
     env.assert_equals_mock(1, &crm).await;
     let (code, out, _) = daemon.ctl(&["status"]);
     assert_eq!(code, 0);
@@ -80,7 +91,10 @@ async fn second_sigterm_cuts_the_grace_period_short() {
     wait_mid_sync(&daemon).await;
     daemon.signal(libc::SIGTERM);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(daemon.try_exit().is_none(), "the first SIGTERM waits for the job");
+    assert!(
+        daemon.try_exit().is_none(),
+        "the first SIGTERM waits for the job"
+    );
     let stopped = std::time::Instant::now();
     daemon.signal(libc::SIGTERM);
     let exit = daemon
@@ -143,7 +157,10 @@ async fn periodic_sync_fires_and_never_piles_up() {
     assert!(max_waiting <= 1, "jobs piled up: {max_waiting} waiting");
     let slow_runs = runs(&env, 2, "schedule").await;
     assert!(slow_runs >= 1, "the slow project never ran");
-    assert!(slow_runs <= 4, "the slow project ran {slow_runs} times in 14 s with 1.5 s requests");
+    assert!(
+        slow_runs <= 4,
+        "the slow project ran {slow_runs} times in 14 s with 1.5 s requests"
+    );
     // Never two runs of one project at the same time.
     let overlaps = env
         .count(
@@ -198,8 +215,12 @@ async fn kill_9_mid_sync_resumes_after_lease_expiry() {
     let mut daemon = env.start().await;
     let job_id = wait_mid_sync(&daemon).await;
     daemon.kill9();
-    let partial = env.count("SELECT count(*) AS n FROM orders WHERE project_id = 1").await
-        + env.count("SELECT count(*) AS n FROM users WHERE project_id = 1").await;
+    let partial = env
+        .count("SELECT count(*) AS n FROM orders WHERE project_id = 1")
+        .await
+        + env
+            .count("SELECT count(*) AS n FROM users WHERE project_id = 1")
+            .await;
     assert!(partial > 0, "some batches were committed before the kill");
     assert!(
         (partial as usize) < 1000 + 300,
@@ -208,13 +229,17 @@ async fn kill_9_mid_sync_resumes_after_lease_expiry() {
     assert!(!daemon.socket.exists() || std::fs::metadata(&daemon.socket).is_ok());
     let daemon = env.start().await;
     let s = daemon
-        .wait_status("the job finished after restart", Duration::from_secs(40), |s| {
-            s.projects.iter().any(|p| {
-                p.last_finished
-                    .as_ref()
-                    .is_some_and(|f| f.job_id == job_id && f.outcome == JobOutcome::Succeeded)
-            })
-        })
+        .wait_status(
+            "the job finished after restart",
+            Duration::from_secs(40),
+            |s| {
+                s.projects.iter().any(|p| {
+                    p.last_finished
+                        .as_ref()
+                        .is_some_and(|f| f.job_id == job_id && f.outcome == JobOutcome::Succeeded)
+                })
+            },
+        )
         .await;
     assert_eq!(s.projects[0].dead_jobs, 0);
     env.assert_equals_mock(1, &crm).await;
@@ -247,20 +272,27 @@ async fn sigterm_mid_sync_hands_the_job_back() {
         "took {:?} with a 1 s grace",
         stopped.elapsed()
     );
-    assert!(!daemon.socket.exists(), "the socket file is removed at exit");
+    assert!(
+        !daemon.socket.exists(),
+        "the socket file is removed at exit"
+    );
     let cancelled = env
         .count("SELECT count(*) AS n FROM sync_runs WHERE project_id = 1 AND outcome = 'cancelled'")
         .await;
     assert_eq!(cancelled, 1, "the interrupted run is recorded as cancelled");
     let daemon = env.start().await;
     let s = daemon
-        .wait_status("the handed-back job finished", Duration::from_secs(30), |s| {
-            s.projects.iter().any(|p| {
-                p.last_finished
-                    .as_ref()
-                    .is_some_and(|f| f.job_id == job_id && f.outcome == JobOutcome::Succeeded)
-            })
-        })
+        .wait_status(
+            "the handed-back job finished",
+            Duration::from_secs(30),
+            |s| {
+                s.projects.iter().any(|p| {
+                    p.last_finished
+                        .as_ref()
+                        .is_some_and(|f| f.job_id == job_id && f.outcome == JobOutcome::Succeeded)
+                })
+            },
+        )
         .await;
     assert_eq!(s.projects[0].dead_jobs, 0, "handed back, not dead");
     env.assert_equals_mock(1, &crm).await;
@@ -299,7 +331,11 @@ async fn revoked_key_is_permanent_and_never_logged() {
     let err = p.last_error.as_ref().expect("last_error is shown");
     assert!(err.permanent, "{err:?}");
     let msg = err.message.to_lowercase();
-    assert!(msg.contains("key"), "the reason names the key: {}", err.message);
+    assert!(
+        msg.contains("key"),
+        "the reason names the key: {}",
+        err.message
+    );
     assert_eq!(p.dead_jobs, 1);
     let (code, out, _) = daemon.ctl(&["dead", "1"]);
     assert_eq!(code, 0);
@@ -311,11 +347,22 @@ async fn revoked_key_is_permanent_and_never_logged() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = crm.request_count();
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(crm.request_count(), before, "requests kept coming after the permanent failure");
+    assert_eq!(
+        crm.request_count(),
+        before,
+        "requests kept coming after the permanent failure"
+    );
     // The whole run, at trace level, never printed the key.
     let logs = env.logs();
-    assert!(logs.len() > 10_000, "trace logs were captured ({} bytes)", logs.len());
-    assert!(!logs.contains(&crm.api_key), "the API key appears in the daemon's log");
+    assert!(
+        logs.len() > 10_000,
+        "trace logs were captured ({} bytes)",
+        logs.len()
+    );
+    assert!(
+        !logs.contains(&crm.api_key),
+        "the API key appears in the daemon's log"
+    );
     let (_, out, err) = daemon.ctl(&["--json", "status"]);
     assert!(!out.contains(&crm.api_key) && !err.contains(&crm.api_key));
 }

@@ -280,7 +280,8 @@ restart_window_secs = 60
         rows.into_iter()
             .map(|r| {
                 (
-                    r.retailcrm_order_id.expect("synced order has a RetailCRM id"),
+                    r.retailcrm_order_id
+                        .expect("synced order has a RetailCRM id"),
                     (r.order_number, r.retailcrm_status),
                 )
             })
@@ -323,7 +324,11 @@ restart_window_secs = 60
                  AND deleted_at IS NULL"
             ))
             .await;
-        assert_eq!(live as usize, want.len(), "duplicate or stray live order rows");
+        assert_eq!(
+            live as usize,
+            want.len(),
+            "duplicate or stray live order rows"
+        );
         let distinct = self
             .count(&format!(
                 "SELECT count(*) - count(DISTINCT retailcrm_order_id) AS n FROM orders \
@@ -365,7 +370,10 @@ restart_window_secs = 60
             );
         }
         let mock_ids: std::collections::BTreeSet<i64> = customers.iter().map(|c| c.id).collect();
-        assert!(seen.is_subset(&mock_ids), "users for customers the mock does not have");
+        assert!(
+            seen.is_subset(&mock_ids),
+            "users for customers the mock does not have"
+        );
         assert!(
             seen.len() * 10 >= customers.len() * 9,
             "only {} of {} customers have users",
@@ -440,7 +448,9 @@ impl Daemon {
 
     /// The exit status if the process has ended.
     pub fn try_exit(&mut self) -> Option<ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Waits up to `limit` for the process to end.
