@@ -74,6 +74,26 @@ async fn trigger_wait_syncs_everything() {
     assert_eq!(code, 0);
     assert!(out.contains("shop 1"), "the table names the project: {out}");
     assert!(!env.logs().contains(&crm.api_key));
+
+    // After a restart, status still shows the last success (from the integration row).
+    let mut daemon = daemon;
+    daemon.signal(libc::SIGTERM);
+    assert!(
+        daemon
+            .wait_exit(Duration::from_secs(10))
+            .await
+            .is_some_and(|e| e.success())
+    );
+    let (code, _, err) = daemon.ctl(&["status"]);
+    assert_ne!(code, 0, "ctl fails when the daemon is not running");
+    assert!(err.contains("not running"), "a clear message: {err}");
+    let daemon = env.start().await;
+    let p = daemon
+        .wait_status("project 1 back", Duration::from_secs(10), |s| {
+            !s.projects.is_empty()
+        })
+        .await;
+    assert!(p.projects[0].last_success_at.is_some(), "{p:?}");
 }
 
 /// A second SIGTERM during the drain stops waiting for the running job: the daemon exits 0 at
