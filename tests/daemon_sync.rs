@@ -386,3 +386,65 @@ async fn revoked_key_is_permanent_and_never_logged() {
     let (_, out, err) = daemon.ctl(&["--json", "status"]);
     assert!(!out.contains(&crm.api_key) && !err.contains(&crm.api_key));
 }
+
+/// A transient failure (Postgres refusing the writes) is retried with backoff, at most
+/// `max_attempts` times, then dead-lettered; `retry` after the fix completes the sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_retry_with_backoff_then_dead() {
+    let crm = mock(200, 80, 61).await;
+    let env = Env::new(DaemonOpts::default()).await;
+    env.sql(
+        "CREATE FUNCTION rcs_test_fail() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'injected write failure'; END $$",
+    )
+    .await;
+    env.sql(
+        "CREATE TRIGGER rcs_test_fail BEFORE INSERT OR UPDATE ON orders \
+         FOR EACH ROW EXECUTE FUNCTION rcs_test_fail()",
+    )
+    .await;
+    // Orders only, so the failing stream is the whole job.
+    env.insert_integration(1, &crm, 600).await;
+    env.sql("UPDATE retailcrm_integrations SET sync_customers = FALSE").await;
+    let daemon = env.start().await;
+    let started = std::time::Instant::now();
+    let s = daemon
+        .wait_status("the job is dead after its attempts", Duration::from_secs(30), |s| {
+            s.projects.first().is_some_and(|p| p.dead_jobs == 1)
+        })
+        .await;
+    let elapsed = started.elapsed();
+    let p = &s.projects[0];
+    let err = p.last_error.as_ref().expect("last_error");
+    assert!(!err.permanent, "a write failure is transient: {err:?}");
+    let failed = env
+        .count("SELECT count(*) AS n FROM sync_runs WHERE outcome = 'failed'")
+        .await;
+    assert_eq!(failed, 3, "max_attempts = 3 runs, no more");
+    // Backoff 1 s then 2 s (plus jitter) between the three attempts.
+    assert!(elapsed >= Duration::from_secs(3), "retried too fast: {elapsed:?}");
+    let gaps = env
+        .count(
+            "SELECT count(*) AS n FROM (SELECT started_at - lag(finished_at) OVER (ORDER BY id) AS gap \
+             FROM sync_runs) g WHERE gap < interval '900 milliseconds'",
+        )
+        .await;
+    assert_eq!(gaps, 0, "an attempt started before its backoff was over");
+    let (_, out, _) = daemon.ctl(&["--json", "dead", "1"]);
+    let dead: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let job_id = dead["jobs"][0]["job_id"].as_str().unwrap_or_else(|| panic!("{out}")).to_string();
+
+    env.sql("DROP TRIGGER rcs_test_fail ON orders").await;
+    let (code, _, err) = daemon.ctl(&["retry", "1", &job_id]);
+    assert_eq!(code, 0, "{err}");
+    daemon
+        .wait_status("the retried job succeeded", Duration::from_secs(20), |s| {
+            s.projects[0]
+                .last_finished
+                .as_ref()
+                .is_some_and(|f| f.job_id == job_id && f.outcome == JobOutcome::Succeeded)
+        })
+        .await;
+    let want = crm.orders_snapshot().len();
+    assert_eq!(env.orders(1).await.len(), want);
+}
