@@ -405,13 +405,16 @@ async fn transient_failures_retry_with_backoff_then_dead() {
     .await;
     // Orders only, so the failing stream is the whole job.
     env.insert_integration(1, &crm, 600).await;
-    env.sql("UPDATE retailcrm_integrations SET sync_customers = FALSE").await;
+    env.sql("UPDATE retailcrm_integrations SET sync_customers = FALSE")
+        .await;
     let daemon = env.start().await;
     let started = std::time::Instant::now();
     let s = daemon
-        .wait_status("the job is dead after its attempts", Duration::from_secs(30), |s| {
-            s.projects.first().is_some_and(|p| p.dead_jobs == 1)
-        })
+        .wait_status(
+            "the job is dead after its attempts",
+            Duration::from_secs(30),
+            |s| s.projects.first().is_some_and(|p| p.dead_jobs == 1),
+        )
         .await;
     let elapsed = started.elapsed();
     let p = &s.projects[0];
@@ -422,7 +425,10 @@ async fn transient_failures_retry_with_backoff_then_dead() {
         .await;
     assert_eq!(failed, 3, "max_attempts = 3 runs, no more");
     // Backoff 1 s then 2 s (plus jitter) between the three attempts.
-    assert!(elapsed >= Duration::from_secs(3), "retried too fast: {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_secs(3),
+        "retried too fast: {elapsed:?}"
+    );
     let gaps = env
         .count(
             "SELECT count(*) AS n FROM (SELECT started_at - lag(finished_at) OVER (ORDER BY id) AS gap \
@@ -432,7 +438,10 @@ async fn transient_failures_retry_with_backoff_then_dead() {
     assert_eq!(gaps, 0, "an attempt started before its backoff was over");
     let (_, out, _) = daemon.ctl(&["--json", "dead", "1"]);
     let dead: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let job_id = dead["jobs"][0]["job_id"].as_str().unwrap_or_else(|| panic!("{out}")).to_string();
+    let job_id = dead["jobs"][0]["job_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_string();
 
     env.sql("DROP TRIGGER rcs_test_fail ON orders").await;
     let (code, _, err) = daemon.ctl(&["retry", "1", &job_id]);

@@ -179,16 +179,33 @@ impl Supervisor {
     }
 
     fn reconcile(&mut self, ctx: &mut Context<Self>) {
+        self.reconcile_then(ctx, |_, _| {});
+    }
+
+    /// Re-reads the integrations and applies them, then calls `then` with the outcome (so
+    /// `ctl reload` answers only once the projects match the table).
+    fn reconcile_then(
+        &mut self,
+        ctx: &mut Context<Self>,
+        then: impl FnOnce(&mut Self, Result<(), String>) + 'static,
+    ) {
         if self.shutting_down {
+            then(self, Err("the daemon is stopping".to_string()));
             return;
         }
         let store = self.store.clone();
         ctx.spawn(
             async move { store.list_integrations().await }
                 .into_actor(self)
-                .map(|res, act, ctx| match res {
-                    Ok(all) => act.apply_integrations(all, ctx),
-                    Err(e) => warn!(error = %e, "could not read integrations; keeping the running projects"),
+                .map(move |res, act, ctx| match res {
+                    Ok(all) => {
+                        act.apply_integrations(all, ctx);
+                        then(act, Ok(()));
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "could not read integrations; keeping the running projects");
+                        then(act, Err(e.to_string()));
+                    }
                 }),
         );
     }
@@ -328,7 +345,6 @@ impl Supervisor {
                     }
                 }
                 info!("config reloaded");
-                self.reconcile(ctx);
                 Ok(restart)
             }
         };
@@ -427,12 +443,26 @@ impl Supervisor {
             Request::Version => answer(Response::ok(
                 serde_json::json!({ "version": env!("CARGO_PKG_VERSION") }),
             )),
-            Request::Reload => match self.reload(ctx) {
-                Ok(restart) => answer(Response::ok(
-                    serde_json::json!({ "reloaded": true, "restart_required": restart }),
-                )),
-                Err(message) => answer(Response::error(ErrorCode::Invalid, message)),
-            },
+            Request::Reload => {
+                // Integrations are re-read even when the file is bad: they do not depend on it.
+                let reloaded = self.reload(ctx);
+                self.reconcile_then(ctx, move |_, integrations| {
+                    answer(match (reloaded, integrations) {
+                        (Err(message), _) => Response::error(ErrorCode::Invalid, message),
+                        (Ok(_), Err(e)) => Response::error(
+                            ErrorCode::Unavailable,
+                            format!(
+                                "config reloaded, but the integrations could not be read ({e}); \
+                                 the running projects stay as they were"
+                            ),
+                        ),
+                        (Ok(restart), Ok(())) => Response::ok(serde_json::json!({
+                            "reloaded": true,
+                            "restart_required": restart
+                        })),
+                    })
+                });
+            }
             Request::Status { project_id } => {
                 if let Some(id) = project_id {
                     if !self.slots.contains_key(&id) {
@@ -448,7 +478,9 @@ impl Supervisor {
                 entity_id,
                 since_id,
             } => {
-                let Some(addr) = self.slots.get(&project_id).and_then(|s| s.addr.clone()) else {
+                // A project between restarts (or failed) still takes jobs: they wait in the
+                // queue and run when its actor is back.
+                let Some(addr) = self.slots.get(&project_id).map(|s| s.addr.clone()) else {
                     return answer(not_found(project_id));
                 };
                 let kind = match parse_kind(&kind, entity_id) {
@@ -466,7 +498,9 @@ impl Supervisor {
                     async move {
                         match queue.enqueue(&job).await {
                             Ok(e) => {
-                                addr.do_send(WakeProject);
+                                if let Some(addr) = addr {
+                                    addr.do_send(WakeProject);
+                                }
                                 answer(Response::ok(TriggerAccepted {
                                     job_id: e.job_id,
                                     coalesced: e.coalesced,
@@ -749,6 +783,7 @@ impl Handler<DaemonEvent> for Supervisor {
             DaemonEvent::Control(call) => self.handle_control(call, ctx),
             DaemonEvent::Signal(Signal::Reload) => {
                 let _ = self.reload(ctx);
+                self.reconcile(ctx);
             }
             DaemonEvent::Signal(Signal::Terminate) => self.shutdown(ctx),
             DaemonEvent::Reconcile => self.reconcile(ctx),
