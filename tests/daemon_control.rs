@@ -445,3 +445,49 @@ async fn unstartable_project_is_failed_and_isolated() {
     assert!(daemon.call(&Request::Ping).await.ok);
     assert!(!env.logs().contains("some-key-0123456789"));
 }
+
+/// The systemd notifications over a daemon's life: READY=1 once serving; RELOADING=1 with
+/// MONOTONIC_USEC then READY=1 on SIGHUP; STOPPING=1 on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sd_notify_ready_reloading_stopping() {
+    let env = Env::new(DaemonOpts::default()).await;
+    let notify_path = env.dir.path().join("notify.sock");
+    let notify = tokio::net::UnixDatagram::bind(&notify_path).unwrap();
+    let mut daemon = env.spawn_with_env(&[("NOTIFY_SOCKET", notify_path.to_str().unwrap())]);
+    let mut buf = vec![0u8; 4096];
+    let mut next = async || -> String {
+        let n = tokio::time::timeout(Duration::from_secs(15), notify.recv(&mut buf))
+            .await
+            .expect("a notification")
+            .unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let mut seen = Vec::new();
+    while !seen.iter().any(|m: &String| m.contains("READY=1")) {
+        seen.push(next().await);
+    }
+    assert!(
+        daemon.call(&Request::Ping).await.ok,
+        "READY=1 only once it answers"
+    );
+    daemon.signal(libc::SIGHUP);
+    let mut reload = Vec::new();
+    while !reload.iter().any(|m: &String| m.contains("READY=1")) {
+        reload.push(next().await);
+    }
+    let reloading = reload
+        .iter()
+        .find(|m| m.contains("RELOADING=1"))
+        .unwrap_or_else(|| panic!("no RELOADING=1 in {reload:?}"));
+    assert!(reloading.contains("MONOTONIC_USEC="), "{reloading}");
+    daemon.signal(libc::SIGTERM);
+    let mut stop = Vec::new();
+    while !stop.iter().any(|m: &String| m.contains("STOPPING=1")) {
+        stop.push(next().await);
+    }
+    let exit = daemon
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("exit");
+    assert!(exit.success());
+}

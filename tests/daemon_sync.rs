@@ -457,3 +457,30 @@ async fn transient_failures_retry_with_backoff_then_dead() {
     let want = crm.orders_snapshot().len();
     assert_eq!(env.orders(1).await.len(), want);
 }
+
+/// RetailCRM answering 503 above a few requests per second: the sync still completes, and the
+/// client backs off instead of hammering the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limited_account_syncs_without_hammering() {
+    let crm = mock(600, 200, 71).await;
+    crm.set_faults(retailcrm_sync::mock::FaultConfig {
+        rate_limit: Some(4.0),
+        ..Default::default()
+    });
+    let env = Env::new(DaemonOpts::default()).await;
+    env.insert_integration(1, &crm, 600).await;
+    let daemon = env.start().await;
+    daemon
+        .wait_status("synced despite 503s", Duration::from_secs(30), |s| {
+            s.projects
+                .first()
+                .is_some_and(|p| p.last_success_at.is_some())
+        })
+        .await;
+    env.assert_equals_mock(1, &crm).await;
+    let stats = crm.stats();
+    assert!(
+        stats.rate_limited <= stats.requests / 2 + 5,
+        "more than half the requests were refused: {stats:?}"
+    );
+}
