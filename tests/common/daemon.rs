@@ -181,7 +181,7 @@ restart_window_secs = 60
         }
     }
 
-    /// Starts the daemon and waits until it answers `ping`.
+    /// Starts the daemon and waits until it answers `status`.
     pub async fn start(&self) -> Daemon {
         let mut d = self.spawn();
         d.wait_ready(Duration::from_secs(20)).await;
@@ -422,7 +422,7 @@ impl Daemon {
         assert_eq!(rc, 0, "kill({}, {sig}) failed", self.pid());
     }
 
-    /// Waits until `ping` is answered.
+    /// Waits until `status` is answered (the daemon has started).
     pub async fn wait_ready(&mut self, limit: Duration) {
         let started = Instant::now();
         loop {
@@ -432,14 +432,15 @@ impl Daemon {
                     std::fs::read_to_string(&self.log_path).unwrap_or_default()
                 );
             }
-            if let Ok(r) = self.try_call(&Request::Ping).await {
+            // `ping` answers while the daemon is still starting; `status` once it runs.
+            if let Ok(r) = self.try_call(&Request::Status { project_id: None }).await {
                 if r.ok {
                     return;
                 }
             }
             assert!(
                 started.elapsed() < limit,
-                "daemon did not answer ping within {limit:?}; log:\n{}",
+                "daemon did not answer status within {limit:?}; log:\n{}",
                 std::fs::read_to_string(&self.log_path).unwrap_or_default()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
