@@ -98,6 +98,25 @@ async fn reload_and_sighup_reconcile_integrations() {
     assert_eq!(p1.last_success_at, success_1);
     assert_eq!(p1.restarts, 0);
     assert_eq!(ids(&daemon.status().await), [1, 3]);
+
+    // A removed integration: its project stops and its queue is purged.
+    let keys_3 = format!("{}:p:3", env.prefix);
+    assert!(
+        common::redis::count_keys(&keys_3).await > 0,
+        "project 3 has queue keys"
+    );
+    env.sql("DELETE FROM retailcrm_integrations WHERE project_id = 3")
+        .await;
+    assert!(daemon.call(&Request::Reload).await.ok);
+    assert_eq!(ids(&daemon.status().await), [1]);
+    let started = std::time::Instant::now();
+    while common::redis::count_keys(&keys_3).await > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "project 3's queue was not purged"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(
         !logs.contains(&a.api_key)
             && !logs.contains(&b.api_key)

@@ -372,6 +372,18 @@ async fn revoked_key_is_permanent_and_never_logged() {
         before,
         "requests kept coming after the permanent failure"
     );
+    // `trigger --wait` on a dead key exits non-zero and says why.
+    let socket = daemon.socket.clone();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        common::daemon::ctl(&socket, &["trigger", "1", "sync_orders", "--wait"])
+    })
+    .await
+    .unwrap();
+    assert_ne!(code, 0, "a failed job makes --wait fail\n{out}\n{err}");
+    assert!(
+        format!("{out}{err}").to_lowercase().contains("key"),
+        "the reason is printed: {out}{err}"
+    );
     // The whole run, at trace level, never printed the key.
     let logs = env.logs();
     assert!(
