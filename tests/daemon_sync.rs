@@ -75,6 +75,25 @@ async fn trigger_wait_syncs_everything() {
     assert!(out.contains("shop 1"), "the table names the project: {out}");
     assert!(!env.logs().contains(&crm.api_key));
 
+    let (code, out, _) = daemon.ctl(&["--json", "jobs", "1"]);
+    assert_eq!(code, 0);
+    let jobs: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let completed = jobs["jobs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{out}"))
+        .iter()
+        .filter(|j| j["state"] == "completed")
+        .count();
+    assert!(
+        completed >= 2,
+        "both triggered syncs are in the history: {out}"
+    );
+    let (code, out, _) = daemon.ctl(&["status", "1"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, _, err) = daemon.ctl(&["status", "999"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("999"), "{err}");
+
     // After a restart, status still shows the last success (from the integration row).
     let mut daemon = daemon;
     daemon.signal(libc::SIGTERM);
