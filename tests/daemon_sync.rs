@@ -518,3 +518,46 @@ async fn rate_limited_account_syncs_without_hammering() {
         "the client hammered the rate-limited API: {stats:?}"
     );
 }
+
+/// Retry settings change live on reload (`ctl reload`; SIGHUP takes the same path): with `max_attempts` lowered to 1 a failing job dies
+/// after one run instead of three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_applies_retry_settings_live() {
+    let crm = mock(100, 40, 65).await;
+    let mut env = Env::new(DaemonOpts::default()).await;
+    env.insert_integration(1, &crm, 600).await;
+    // Synced a moment ago: no periodic run at start.
+    env.sql("UPDATE retailcrm_integrations SET last_sync_at = now(), sync_customers = FALSE")
+        .await;
+    env.sql(
+        "CREATE FUNCTION rcs_test_fail() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'injected write failure'; END $$",
+    )
+    .await;
+    env.sql(
+        "CREATE TRIGGER rcs_test_fail BEFORE INSERT OR UPDATE ON orders \
+         FOR EACH ROW EXECUTE FUNCTION rcs_test_fail()",
+    )
+    .await;
+    let daemon = env.start().await;
+    env.opts.max_attempts = 1;
+    env.write_config();
+    let r = daemon
+        .call(&retailcrm_sync::control::protocol::Request::Reload)
+        .await;
+    assert!(r.ok, "{r:?}");
+    // The queue handle is swapped asynchronously (a new Redis connection).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let job = daemon.trigger(1, "sync_orders").await;
+    daemon
+        .wait_status("dead after one attempt", Duration::from_secs(15), |s| {
+            s.projects[0].dead_jobs == 1
+        })
+        .await;
+    let failed = env
+        .count("SELECT count(*) AS n FROM sync_runs WHERE outcome = 'failed'")
+        .await;
+    assert_eq!(failed, 1, "max_attempts = 1 after the reload");
+    let (_, out, _) = daemon.ctl(&["dead", "1"]);
+    assert!(out.contains(&job), "{out}");
+}

@@ -38,6 +38,8 @@ pub struct DaemonOpts {
     pub reconcile_secs: u64,
     /// `log.level`.
     pub log_level: String,
+    /// `sync.max_attempts`.
+    pub max_attempts: u32,
 }
 
 impl Default for DaemonOpts {
@@ -51,6 +53,7 @@ impl Default for DaemonOpts {
             grace_seconds: 5,
             reconcile_secs: 600,
             log_level: "debug".into(),
+            max_attempts: 3,
         }
     }
 }
@@ -110,7 +113,7 @@ socket_mode = "0600"
 [sync]
 default_interval_minutes = 60
 page_size = {page_size}
-max_attempts = 3
+max_attempts = {max_attempts}
 backoff_base_secs = 1
 request_timeout_secs = 10
 requests_per_second = {rps:?}
@@ -141,6 +144,7 @@ restart_window_secs = 60
             grace = o.grace_seconds,
             level = o.log_level,
             reconcile = o.reconcile_secs,
+            max_attempts = o.max_attempts,
         )
     }
 
