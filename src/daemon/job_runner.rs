@@ -191,6 +191,9 @@ async fn settle(
                 updated = counts.updated,
                 "job succeeded"
             );
+            if let Some(lag) = measure_cursor_lag(deps).await {
+                deps.board.update(project_id, |p| p.cursor_lag = Some(lag));
+            }
             JobEnd::Succeeded
         }
         Err(Failure::Aborted) => {
@@ -281,6 +284,52 @@ async fn settle(
                 }
             }
             JobEnd::Failed { permanent }
+        }
+    }
+}
+
+/// How many history records RetailCRM has beyond our cursors (summed over the enabled
+/// streams), measured right after a successful run: 0 means the run caught up; more means
+/// changes arrived while it ran (the next run takes them). Best effort: `None` when RetailCRM or
+/// Postgres does not answer within a few seconds, which is logged at debug and otherwise
+/// ignored (the job itself succeeded).
+async fn measure_cursor_lag(deps: &JobDeps) -> Option<i64> {
+    let project_id = deps.integration.project_id;
+    let measure = async {
+        let mut lag = 0i64;
+        for stream in crate::model::Stream::ALL {
+            let enabled = match stream {
+                crate::model::Stream::Orders => deps.integration.sync_orders,
+                crate::model::Stream::Customers => deps.integration.sync_customers,
+            };
+            if !enabled {
+                continue;
+            }
+            let cursor = deps
+                .store
+                .load_cursor(project_id, stream)
+                .await
+                .map_err(|e| e.to_string())?;
+            let newest = deps
+                .client
+                .latest_history_id(stream)
+                .await
+                .map_err(|e| e.to_string())?;
+            if let (Some(newest), Some(since)) = (newest, cursor.since_id) {
+                lag += (newest - since).max(0);
+            }
+        }
+        Ok::<i64, String>(lag)
+    };
+    match tokio::time::timeout(Duration::from_secs(10), measure).await {
+        Ok(Ok(lag)) => Some(lag),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "could not measure the cursor lag");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("measuring the cursor lag timed out");
+            None
         }
     }
 }

@@ -1,15 +1,18 @@
-//! The daemon's life from `run` to exit (DESIGN.md section 7): wait for Postgres and Redis with
-//! backoff (reporting `STATUS=`), run pending migrations if configured, bind the control socket
-//! (refusing a second daemon, cleaning a stale file), start the supervisor, report `READY=1`,
+//! The daemon's life from `run` to exit (DESIGN.md section 7): bind the control socket
+//! (refusing a second daemon, cleaning a stale file), wait for Postgres and Redis with backoff
+//! (reporting `STATUS=`, and "starting" to `ctl`), run pending migrations if configured, start
+//! the supervisor, report `READY=1`,
 //! bridge signals and control calls into the supervisor's one event enum, and exit when the
 //! supervisor has drained the running jobs.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -19,6 +22,7 @@ use super::supervisor::{DaemonEvent, Supervisor, SupervisorArgs};
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::control::ControlError;
+use crate::control::protocol::{ErrorCode, Request, Response};
 use crate::control::server::{ControlCall, ControlServer};
 use crate::queue::{JobQueue, QueueOptions, new_worker_id};
 use crate::store::Store;
@@ -48,11 +52,15 @@ pub fn queue_options(settings: &Settings) -> QueueOptions {
     }
 }
 
+/// What the daemon is doing while it starts, shown to `ctl` callers until it is ready.
+type Phase = Rc<RefCell<String>>;
+
 /// Retries `connect` with capped exponential backoff until it works or a stop signal arrives
 /// (a reload during start-up is ignored: the config is read fresh at start anyway).
 async fn with_backoff<T, E, F, Fut>(
     what: &'static str,
     signals: &mut mpsc::Receiver<Signal>,
+    phase: &Phase,
     mut connect: F,
 ) -> Result<T, DaemonError>
 where
@@ -71,6 +79,7 @@ where
                 );
                 warn!("{msg}");
                 notify::status(&msg);
+                *phase.borrow_mut() = msg;
                 let sleep = tokio::time::sleep(delay);
                 tokio::pin!(sleep);
                 loop {
@@ -88,43 +97,89 @@ where
     }
 }
 
+/// Sets the start-up phase (systemd STATUS= and what `ctl` is told).
+fn set_phase(phase: &Phase, text: &str) {
+    notify::status(text);
+    *phase.borrow_mut() = text.to_string();
+}
+
 /// Runs the daemon until SIGTERM/SIGINT; must be called inside an actix `System`.
+///
+/// The control socket is bound first: a second daemon is refused before it touches Postgres,
+/// a stale socket file is cleaned, and while Postgres or Redis are awaited `ctl` gets a clear
+/// "starting: waiting for ..." answer (and `ping` a pong) instead of "not running".
 pub async fn run(
     settings: Settings,
     config_path: PathBuf,
     clock: SharedClock,
 ) -> Result<(), DaemonError> {
     // Signals first, so a stop during start-up is honoured.
-    let (sig_tx, mut sig_rx) = mpsc::channel::<Signal>(16);
-    spawn_signal_listener(sig_tx).map_err(DaemonError::Signals)?;
+    let (sig_tx, sig_rx) = mpsc::channel::<Signal>(16);
+    let _signals = spawn_signal_listener(sig_tx).map_err(DaemonError::Signals)?;
 
-    notify::status("connecting to PostgreSQL");
-    let store = with_backoff("PostgreSQL", &mut sig_rx, || {
+    // Validation refused a bad mode already; 0660 is only a belt-and-braces default.
+    let mode = settings.control.mode().unwrap_or(0o660);
+    let server = ControlServer::bind(std::path::Path::new(&settings.control.socket_path), mode)?;
+    let server_stop = CancellationToken::new();
+    let (ctl_tx, ctl_rx) = mpsc::channel::<ControlCall>(256);
+    let server_task = tokio::spawn(server.serve(ctl_tx, server_stop.clone()));
+
+    let done = CancellationToken::new();
+    let phase: Phase = Rc::new(RefCell::new("starting".to_string()));
+    let (started_tx, started_rx) = oneshot::channel::<(Addr<Supervisor>, mpsc::Receiver<Signal>)>();
+    actix::spawn(bridge(ctl_rx, started_rx, phase.clone(), done.clone()));
+
+    let result = start(
+        settings,
+        config_path,
+        clock,
+        sig_rx,
+        &phase,
+        done.clone(),
+        started_tx,
+    )
+    .await;
+    if result.is_ok() {
+        notify::ready();
+        info!("daemon ready");
+        done.cancelled().await;
+    }
+    server_stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(2), server_task).await;
+    if result.is_ok() {
+        info!("daemon stopped");
+    }
+    result
+}
+
+/// Connects, migrates and starts the supervisor; hands it (and the signals) to the bridge.
+async fn start(
+    settings: Settings,
+    config_path: PathBuf,
+    clock: SharedClock,
+    mut sig_rx: mpsc::Receiver<Signal>,
+    phase: &Phase,
+    done: CancellationToken,
+    started: oneshot::Sender<(Addr<Supervisor>, mpsc::Receiver<Signal>)>,
+) -> Result<(), DaemonError> {
+    set_phase(phase, "connecting to PostgreSQL");
+    let store = with_backoff("PostgreSQL", &mut sig_rx, phase, || {
         Store::connect(&settings.database)
     })
     .await?;
-    with_backoff("PostgreSQL", &mut sig_rx, || store.ping()).await?;
+    with_backoff("PostgreSQL", &mut sig_rx, phase, || store.ping()).await?;
     if settings.database.run_migrations_on_start {
-        notify::status("running database migrations");
+        set_phase(phase, "running database migrations");
         store
             .run_migrations()
             .await
             .map_err(DaemonError::Migrations)?;
     }
-    notify::status("connecting to Redis");
-    let queue = with_backoff("Redis", &mut sig_rx, || {
+    set_phase(phase, "connecting to Redis");
+    let queue = with_backoff("Redis", &mut sig_rx, phase, || {
         JobQueue::connect(&settings.redis.url, queue_options(&settings), clock.clone())
     })
     .await?;
-
-    let mode = u32::from_str_radix(settings.control.socket_mode.trim_start_matches("0o"), 8)
-        .unwrap_or(0o660);
-    let server = ControlServer::bind(std::path::Path::new(&settings.control.socket_path), mode)?;
-
-    let done = CancellationToken::new();
-    let server_stop = CancellationToken::new();
-    let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlCall>(256);
-    let server_task = tokio::spawn(server.serve(ctl_tx, server_stop.clone()));
 
     let worker_id = new_worker_id();
     info!(worker_id = %worker_id, socket = %settings.control.socket_path, "daemon starting");
@@ -135,29 +190,53 @@ pub async fn run(
         config_path,
         clock,
         worker_id,
-        done: done.clone(),
+        done,
     })
     .start();
+    // The bridge only ends early when the daemon is stopping anyway.
+    let _ = started.send((supervisor, sig_rx));
+    Ok(())
+}
 
-    // One bridge: every signal and control call becomes a DaemonEvent for the supervisor.
-    let bridge_sup = supervisor.clone();
-    let bridge_done = done.clone();
-    actix::spawn(async move {
-        loop {
-            tokio::select! {
-                Some(call) = ctl_rx.recv() => bridge_sup.do_send(DaemonEvent::Control(call)),
-                Some(sig) = sig_rx.recv() => bridge_sup.do_send(DaemonEvent::Signal(sig)),
-                _ = bridge_done.cancelled() => break,
-                else => break,
+/// The one bridge from the outside into the supervisor: while the daemon starts, control calls
+/// are answered here (`ping`/`version` normally, the rest "starting: <phase>"); once the
+/// supervisor runs, every control call and signal becomes a [`DaemonEvent`] for it.
+async fn bridge(
+    mut ctl_rx: mpsc::Receiver<ControlCall>,
+    mut started: oneshot::Receiver<(Addr<Supervisor>, mpsc::Receiver<Signal>)>,
+    phase: Phase,
+    done: CancellationToken,
+) {
+    let (supervisor, mut sig_rx) = loop {
+        tokio::select! {
+            s = &mut started => match s {
+                Ok(s) => break s,
+                Err(_) => return, // start-up failed or was interrupted
+            },
+            Some(call) = ctl_rx.recv() => {
+                let response = match call.request {
+                    Request::Ping => Response::ok(serde_json::json!({ "pong": true, "starting": true })),
+                    Request::Version => Response::ok(
+                        serde_json::json!({ "version": env!("CARGO_PKG_VERSION"), "starting": true }),
+                    ),
+                    _ => Response::error(
+                        ErrorCode::Unavailable,
+                        format!(
+                            "the daemon is starting ({}); retry in a moment, or see its log",
+                            phase.borrow()
+                        ),
+                    ),
+                };
+                let _ = call.reply.send(response);
             }
         }
-    });
-
-    notify::ready();
-    info!("daemon ready");
-    done.cancelled().await;
-    server_stop.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(2), server_task).await;
-    info!("daemon stopped");
-    Ok(())
+    };
+    loop {
+        tokio::select! {
+            Some(call) = ctl_rx.recv() => supervisor.do_send(DaemonEvent::Control(call)),
+            Some(sig) = sig_rx.recv() => supervisor.do_send(DaemonEvent::Signal(sig)),
+            _ = done.cancelled() => break,
+            else => break,
+        }
+    }
 }

@@ -112,9 +112,12 @@ impl Actor for ProjectActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         let project_id = self.integration.project_id;
         let name = self.integration.project_name.clone();
+        let last_sync_at = self.integration.last_sync_at;
         self.deps.board.update(project_id, |p| {
             p.name = name;
             p.state = LiveState::Starting;
+            // After a daemon restart `status` still knows how fresh the project is.
+            p.last_success_at = p.last_success_at.max(last_sync_at);
         });
         let client = match CrmClient::new(
             &self.integration.api_url,

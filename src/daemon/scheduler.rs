@@ -2,7 +2,8 @@
 //! `schedulePeriodicSync`).
 //!
 //! It never piles jobs up when a run takes longer than the interval: a tick is skipped while a
-//! `sync_all` is running, and a tick while one is waiting coalesces into it in the queue. The
+//! `sync_all` is running (here, or still leased by a daemon that died), and a tick while one is
+//! waiting coalesces into it in the queue. The
 //! first tick comes one interval after the last successful sync (at once if that is past).
 
 use std::time::Duration;
@@ -109,6 +110,24 @@ impl Scheduler {
         let project_id = self.project_id;
         ctx.spawn(
             async move {
+                // The board only knows this process's jobs; the queue also knows a sync_all
+                // still leased by a daemon that was killed (its lease not yet expired), which
+                // will resume: enqueueing another one then would only run the same sync twice.
+                match queue.stats(project_id).await {
+                    Ok(stats)
+                        if stats
+                            .active
+                            .as_ref()
+                            .is_some_and(|a| a.job.kind == JobKind::SyncAll) =>
+                    {
+                        debug!(project_id, "periodic sync skipped: a sync_all holds the project's lease");
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        warn!(project_id, error = %e, "could not read the job queue; enqueueing the periodic sync anyway");
+                    }
+                }
                 match queue.enqueue(&job).await {
                     Ok(e) => {
                         debug!(project_id, job_id = %e.job_id, coalesced = e.coalesced, "periodic sync enqueued");

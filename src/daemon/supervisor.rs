@@ -98,6 +98,8 @@ pub struct Supervisor {
     restart_required: Vec<String>,
     next_generation: u64,
     shutting_down: bool,
+    /// The periodic reconcile timer (re-armed when a reload changes its interval).
+    reconcile_timer: Option<SpawnHandle>,
 }
 
 impl Supervisor {
@@ -122,6 +124,7 @@ impl Supervisor {
             restart_required: Vec::new(),
             next_generation: 1,
             shutting_down: false,
+            reconcile_timer: None,
         }
     }
 
@@ -176,16 +179,33 @@ impl Supervisor {
     }
 
     fn reconcile(&mut self, ctx: &mut Context<Self>) {
+        self.reconcile_then(ctx, |_, _| {});
+    }
+
+    /// Re-reads the integrations and applies them, then calls `then` with the outcome (so
+    /// `ctl reload` answers only once the projects match the table).
+    fn reconcile_then(
+        &mut self,
+        ctx: &mut Context<Self>,
+        then: impl FnOnce(&mut Self, Result<(), String>) + 'static,
+    ) {
         if self.shutting_down {
+            then(self, Err("the daemon is stopping".to_string()));
             return;
         }
         let store = self.store.clone();
         ctx.spawn(
             async move { store.list_integrations().await }
                 .into_actor(self)
-                .map(|res, act, ctx| match res {
-                    Ok(all) => act.apply_integrations(all, ctx),
-                    Err(e) => warn!(error = %e, "could not read integrations; keeping the running projects"),
+                .map(move |res, act, ctx| match res {
+                    Ok(all) => {
+                        act.apply_integrations(all, ctx);
+                        then(act, Ok(()));
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "could not read integrations; keeping the running projects");
+                        then(act, Err(e.to_string()));
+                    }
                 }),
         );
     }
@@ -299,7 +319,20 @@ impl Supervisor {
                     }
                 }
                 let projects_affected = new.sync != old.sync;
+                let reconcile_changed =
+                    new.daemon.reconcile_interval_secs != old.daemon.reconcile_interval_secs;
+                // Retry settings live in the queue handle: swap in one built with the new
+                // values (same Redis and key prefix; those two need a restart).
+                let mut queue_options = super::lifecycle::queue_options(&new);
+                queue_options.key_prefix = self.queue.options().key_prefix.clone();
+                let queue_changed = queue_options != *self.queue.options();
                 self.settings = Arc::new(new);
+                if reconcile_changed {
+                    self.arm_reconcile(ctx);
+                }
+                if queue_changed {
+                    self.swap_queue(queue_options, old.redis.url.clone(), ctx);
+                }
                 self.config_error = None;
                 self.restart_required = restart.clone();
                 if !restart.is_empty() {
@@ -312,7 +345,6 @@ impl Supervisor {
                     }
                 }
                 info!("config reloaded");
-                self.reconcile(ctx);
                 Ok(restart)
             }
         };
@@ -321,8 +353,54 @@ impl Supervisor {
         result
     }
 
+    /// (Re)starts the periodic reconcile at `daemon.reconcile_interval_secs`.
+    fn arm_reconcile(&mut self, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.reconcile_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        let every = Duration::from_secs(self.settings.daemon.reconcile_interval_secs.max(1));
+        self.reconcile_timer = Some(ctx.run_interval(every, |act, ctx| act.reconcile(ctx)));
+    }
+
+    /// Replaces the queue handle by one with new retry/lease options, then restarts the
+    /// projects so their sync actors use it. On failure the old handle stays.
+    fn swap_queue(
+        &mut self,
+        options: crate::queue::QueueOptions,
+        redis_url: String,
+        ctx: &mut Context<Self>,
+    ) {
+        let clock = self.clock.clone();
+        ctx.spawn(
+            async move { JobQueue::connect(&redis_url, options, clock).await }
+                .into_actor(self)
+                .map(|res, act, ctx| match res {
+                    Ok(queue) => {
+                        info!("queue retry and lease settings applied");
+                        act.queue = queue;
+                        for slot in act.slots.values_mut() {
+                            slot.fingerprint = 0;
+                        }
+                        act.reconcile(ctx);
+                    }
+                    Err(e) => {
+                        let message = format!(
+                            "the new queue settings could not be applied ({e}); still using the previous ones"
+                        );
+                        warn!("{message}");
+                        act.config_error = Some(message);
+                    }
+                }),
+        );
+    }
+
     fn shutdown(&mut self, ctx: &mut Context<Self>) {
         if self.shutting_down {
+            // A second SIGTERM/SIGINT during the drain: stop waiting for the running jobs.
+            if !self.abort.is_cancelled() {
+                warn!("second stop signal: aborting running jobs now and handing them back");
+                self.abort.cancel();
+            }
             return;
         }
         self.shutting_down = true;
@@ -365,12 +443,26 @@ impl Supervisor {
             Request::Version => answer(Response::ok(
                 serde_json::json!({ "version": env!("CARGO_PKG_VERSION") }),
             )),
-            Request::Reload => match self.reload(ctx) {
-                Ok(restart) => answer(Response::ok(
-                    serde_json::json!({ "reloaded": true, "restart_required": restart }),
-                )),
-                Err(message) => answer(Response::error(ErrorCode::Invalid, message)),
-            },
+            Request::Reload => {
+                // Integrations are re-read even when the file is bad: they do not depend on it.
+                let reloaded = self.reload(ctx);
+                self.reconcile_then(ctx, move |_, integrations| {
+                    answer(match (reloaded, integrations) {
+                        (Err(message), _) => Response::error(ErrorCode::Invalid, message),
+                        (Ok(_), Err(e)) => Response::error(
+                            ErrorCode::Unavailable,
+                            format!(
+                                "config reloaded, but the integrations could not be read ({e}); \
+                                 the running projects stay as they were"
+                            ),
+                        ),
+                        (Ok(restart), Ok(())) => Response::ok(serde_json::json!({
+                            "reloaded": true,
+                            "restart_required": restart
+                        })),
+                    })
+                });
+            }
             Request::Status { project_id } => {
                 if let Some(id) = project_id {
                     if !self.slots.contains_key(&id) {
@@ -386,7 +478,9 @@ impl Supervisor {
                 entity_id,
                 since_id,
             } => {
-                let Some(addr) = self.slots.get(&project_id).and_then(|s| s.addr.clone()) else {
+                // A project between restarts (or failed) still takes jobs: they wait in the
+                // queue and run when its actor is back.
+                let Some(addr) = self.slots.get(&project_id).map(|s| s.addr.clone()) else {
                     return answer(not_found(project_id));
                 };
                 let kind = match parse_kind(&kind, entity_id) {
@@ -404,7 +498,9 @@ impl Supervisor {
                     async move {
                         match queue.enqueue(&job).await {
                             Ok(e) => {
-                                addr.do_send(WakeProject);
+                                if let Some(addr) = addr {
+                                    addr.do_send(WakeProject);
+                                }
                                 answer(Response::ok(TriggerAccepted {
                                     job_id: e.job_id,
                                     coalesced: e.coalesced,
@@ -670,8 +766,7 @@ impl Actor for Supervisor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.reconcile(ctx);
-        let every = Duration::from_secs(self.settings.daemon.reconcile_interval_secs.max(1));
-        ctx.run_interval(every, |act, ctx| act.reconcile(ctx));
+        self.arm_reconcile(ctx);
         if let Some(period) = notify::watchdog_interval() {
             ctx.run_interval(period, |_, _| notify::watchdog());
         }
@@ -688,6 +783,7 @@ impl Handler<DaemonEvent> for Supervisor {
             DaemonEvent::Control(call) => self.handle_control(call, ctx),
             DaemonEvent::Signal(Signal::Reload) => {
                 let _ = self.reload(ctx);
+                self.reconcile(ctx);
             }
             DaemonEvent::Signal(Signal::Terminate) => self.shutdown(ctx),
             DaemonEvent::Reconcile => self.reconcile(ctx),

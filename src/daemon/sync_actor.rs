@@ -88,52 +88,65 @@ impl SyncActor {
         let queue = self.deps.queue.clone();
         let project_id = self.project_id();
         let worker_id = self.worker_id.clone();
-        let fut = async move {
+        let stop = self.stop.clone();
+        let deps = self.deps.clone();
+        // Reserve and run in one task on the shutdown tracker: it outlives this actor (a
+        // project restart or shutdown stops the actor, never the job), and a shutdown waits
+        // for a reservation in flight and its job instead of exiting with the job leased.
+        let task = self.tracker.spawn(async move {
             match queue.reserve(project_id, &worker_id).await {
-                Ok(Some(lease)) => Ok((Some(lease), None)),
-                Ok(None) => queue.next_due(project_id).await.map(|due| (None, due)),
-                Err(e) => Err(e),
-            }
-        };
-        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| match res {
-            Ok((Some(lease), _)) => {
-                if act.stop.is_cancelled() {
+                Ok(Some(lease)) if stop.is_cancelled() => {
                     // Shutting down between reserve and start: hand it straight back.
-                    let queue = act.deps.queue.clone();
-                    act.tracker.spawn(async move {
-                        let _ = queue.release(&lease).await;
-                    });
-                    act.busy = false;
-                    return;
-                }
-                let deps = act.deps.clone();
-                let handle = act.tracker.spawn(run_job(deps, lease));
-                ctx.spawn(handle.into_actor(act).map(|end, act, ctx| {
-                    act.busy = false;
-                    match end {
-                        Ok(JobEnd::Failed { .. }) | Ok(JobEnd::LeaseLost) => {
-                            act.poll_later(ctx, Duration::from_millis(500))
-                        }
-                        _ => act.poll(ctx),
+                    if let Err(e) = queue.release(&lease).await {
+                        warn!(project_id, error = %e, "could not hand a just-reserved job back; it returns when its lease expires");
                     }
-                }));
+                    Polled::Idle(None)
+                }
+                Ok(Some(lease)) => Polled::Ran(run_job(deps, lease).await),
+                Ok(None) => match queue.next_due(project_id).await {
+                    Ok(due) => Polled::Idle(due),
+                    Err(e) => Polled::Error(e),
+                },
+                Err(e) => Polled::Error(e),
             }
-            Ok((None, due)) => {
-                act.busy = false;
-                let now = act.deps.clock.now();
-                let wait = due
-                    .and_then(|d| (d - now).to_std().ok())
-                    .map_or(IDLE_POLL, |d| d.min(IDLE_POLL))
-                    .max(Duration::from_millis(50));
-                act.poll_later(ctx, wait);
-            }
-            Err(e) => {
-                act.busy = false;
-                warn!(project_id = act.project_id(), error = %e, "could not read the job queue; retrying");
-                act.poll_later(ctx, Duration::from_secs(2));
+        });
+        ctx.spawn(task.into_actor(self).map(|res, act, ctx| {
+            act.busy = false;
+            match res {
+                Ok(Polled::Ran(JobEnd::Failed { .. } | JobEnd::LeaseLost)) => {
+                    act.poll_later(ctx, Duration::from_millis(500))
+                }
+                Ok(Polled::Ran(_)) => act.poll(ctx),
+                Ok(Polled::Idle(due)) => {
+                    let now = act.deps.clock.now();
+                    let wait = due
+                        .and_then(|d| (d - now).to_std().ok())
+                        .map_or(IDLE_POLL, |d| d.min(IDLE_POLL))
+                        .max(Duration::from_millis(50));
+                    act.poll_later(ctx, wait);
+                }
+                Ok(Polled::Error(e)) => {
+                    warn!(project_id = act.project_id(), error = %e, "could not read the job queue; retrying");
+                    act.poll_later(ctx, Duration::from_secs(2));
+                }
+                Err(e) => {
+                    // Cannot happen (run_job catches the engine's panics), but never silent.
+                    warn!(project_id = act.project_id(), error = %e, "the job task ended abnormally");
+                    act.poll_later(ctx, Duration::from_secs(2));
+                }
             }
         }));
     }
+}
+
+/// What one look at the queue came to.
+enum Polled {
+    /// A job ran and ended like this.
+    Ran(JobEnd),
+    /// Nothing runnable; the queue says when something will be (`None`: nothing queued).
+    Idle(Option<chrono::DateTime<chrono::Utc>>),
+    /// The queue could not be read.
+    Error(crate::queue::QueueError),
 }
 
 impl Actor for SyncActor {

@@ -2,5 +2,6 @@
 //! Redis key prefix per test, against the real services (never mocks of them).
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod pg;
 pub mod redis;
