@@ -341,21 +341,46 @@ impl Engine {
         ctx: Option<&MappingContext>,
         tx: mpsc::Sender<Batch>,
     ) -> Result<(), SyncError> {
-        let mut page = first_page.max(1) as u32;
+        // A resumed snapshot re-reads the page before the stored one: entities deleted while
+        // the job was not running may have shifted unread entities onto it (see the module doc).
+        let mut page = if first_page > 1 {
+            first_page as u32 - 1
+        } else {
+            1
+        };
+        let mut prev_total: Option<u64> = None;
         loop {
             let (mut batch, pagination) = self.fetch_page(stream, page, ctx).await?;
-            let last = batch.fetched == 0 || page >= pagination.total_page_count;
-            debug!(project_id = self.project_id(), %stream, page, "snapshot page fetched");
+            // The list shrank since the previous page: entities on pages already read were
+            // deleted, which shifts as many unread entities onto those pages. Step back far
+            // enough to read them again (re-reading is harmless: upserts).
+            let back = match prev_total {
+                Some(prev) if pagination.total_count < prev => {
+                    let shrunk = prev - pagination.total_count;
+                    u32::try_from(shrunk.div_ceil(u64::from(self.page_size.max(1))))
+                        .unwrap_or(u32::MAX)
+                }
+                _ => 0,
+            };
+            prev_total = Some(pagination.total_count);
+            let next = if back > 0 {
+                Some(page.saturating_sub(back).max(1))
+            } else if batch.fetched == 0 || page >= pagination.total_page_count {
+                None
+            } else {
+                Some(page + 1)
+            };
+            debug!(project_id = self.project_id(), %stream, page, back, "snapshot page fetched");
             batch.total = Some(pagination.total_count);
             batch.next_since_id = anchor;
-            batch.next_snapshot_page = if last { None } else { Some(page as i32 + 1) };
+            batch.next_snapshot_page = next.map(|p| i32::try_from(p).unwrap_or(i32::MAX));
             if tx.send(batch).await.is_err() {
                 return Ok(()); // the writer stopped; its error is reported
             }
-            if last {
-                return Ok(());
+            match next {
+                Some(p) => page = p,
+                None => return Ok(()),
             }
-            page += 1;
         }
     }
 
