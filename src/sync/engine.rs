@@ -341,13 +341,7 @@ impl Engine {
         ctx: Option<&MappingContext>,
         tx: mpsc::Sender<Batch>,
     ) -> Result<(), SyncError> {
-        // A resumed snapshot re-reads the page before the stored one: entities deleted while
-        // the job was not running may have shifted unread entities onto it (see the module doc).
-        let mut page = if first_page > 1 {
-            first_page as u32 - 1
-        } else {
-            1
-        };
+        let mut page = first_page.max(1) as u32;
         let mut prev_total: Option<u64> = None;
         loop {
             let (mut batch, pagination) = self.fetch_page(stream, page, ctx).await?;

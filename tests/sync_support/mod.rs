@@ -13,6 +13,7 @@ use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 use diesel_async::RunQueryDsl;
 use retailcrm_sync::crm::{ClientOptions, CrmClient};
 use retailcrm_sync::mock::data::DEFAULT_STATUS_GROUPS;
+use retailcrm_sync::mock::state::HistKind;
 use retailcrm_sync::mock::{MockConfig, MockCrm, MockCustomer, MockHandle, MockOrder};
 use retailcrm_sync::model::{OrderStatus, normalize_email, normalize_phone};
 use retailcrm_sync::secret::ApiKey;
@@ -324,6 +325,10 @@ pub struct Coverage {
     pub linked: usize,
     pub customers_own_user: usize,
     pub customers_merged: usize,
+    /// Orders linked to the user they resolved to before a customer edit.
+    pub stale_links: usize,
+    /// Customers left without a user after the user they were merged into changed.
+    pub orphaned_by_edit: usize,
 }
 
 /// Asserts Postgres holds exactly the mock's live orders and customers.
@@ -342,6 +347,40 @@ pub async fn assert_level_with_mock(
     let rows = world.orders().await;
     let users = world.users().await;
     let mut cov = Coverage::default();
+    // Customers edited after they were created (by mutations; the generator edits none).
+    let edited: HashSet<i64> = world
+        .mock
+        .state()
+        .customer_history
+        .iter()
+        .filter(|h| matches!(h.kind, HistKind::Field { .. }))
+        .map(|h| h.entity.id)
+        .collect();
+    // E-mails and phones that edits took away from a customer (normalised).
+    let edited_away: HashSet<String> = {
+        let st = world.mock.state();
+        let mut out = HashSet::new();
+        for h in &st.customer_history {
+            if let HistKind::Field { field, old, .. } = &h.kind {
+                match field.as_str() {
+                    "email" => {
+                        if let Some(e) = old.as_str().and_then(normalize_email) {
+                            out.insert(e);
+                        }
+                    }
+                    "phones" => {
+                        for p in old.as_array().into_iter().flatten() {
+                            if let Some(n) = p["number"].as_str().and_then(normalize_phone) {
+                                out.insert(n);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out
+    };
 
     // No duplicate orders, no duplicate users per customer id, e-mail or phone.
     let mut seen = HashSet::new();
@@ -437,16 +476,40 @@ pub async fn assert_level_with_mock(
             .and_then(|c| users_by_cid.get(&c))
             .or_else(|| email.as_deref().and_then(|e| users_by_email.get(e)))
             .or_else(|| phone.as_deref().and_then(|p| users_by_phone.get(p)))
-            .unwrap_or_else(|| {
-                panic!(
-                    "order {}: no user matches its contact {cid:?} {email:?} {phone:?}",
-                    o.id
-                )
-            });
+            .copied();
+        let actual = users
+            .iter()
+            .find(|u| Some(u.id) == r.user_id)
+            .unwrap_or_else(|| panic!("order {} with a contact has no user", o.id));
+        if expected.map(|e| e.id) != Some(actual.id)
+            && (cid.is_some_and(|c| edited.contains(&c))
+                || actual.cid.is_some_and(|c| edited.contains(&c)))
+        {
+            // A customer involved was edited after the order was written: the order keeps the
+            // user it was resolved to then (see the engine's module doc). It must still be
+            // that user's by some key, or the user's own customer was the one edited away.
+            assert!(
+                actual.cid == cid
+                    || (email.is_some() && actual.email == email)
+                    || (phone.is_some() && actual.phone == phone)
+                    || actual.cid.is_some_and(|c| edited.contains(&c)),
+                "order {} linked to user {actual:?} that matches none of {cid:?} {email:?} \
+                 {phone:?}",
+                o.id
+            );
+            cov.stale_links += 1;
+            continue;
+        }
+        let expected = expected.unwrap_or_else(|| {
+            panic!(
+                "order {}: no user matches its contact {cid:?} {email:?} {phone:?}",
+                o.id
+            )
+        });
         assert_eq!(
-            r.user_id,
-            Some(expected.id),
-            "order {} linked to the wrong user (contact {cid:?} {email:?} {phone:?})",
+            actual.id, expected.id,
+            "order {} linked to the wrong user {actual:?}, expected {expected:?} (contact \
+             {cid:?} {email:?} {phone:?})",
             o.id
         );
         assert_eq!(
@@ -494,6 +557,16 @@ pub async fn assert_level_with_mock(
                     .as_deref()
                     .and_then(|e| users_by_email.get(e))
                     .or_else(|| phone.as_deref().and_then(|p| users_by_phone.get(p)));
+                if merged.is_none()
+                    && (email.as_ref().is_some_and(|e| edited_away.contains(e))
+                        || phone.as_ref().is_some_and(|p| edited_away.contains(p)))
+                {
+                    // It had been merged into a user whose own customer then changed this
+                    // e-mail/phone away; the store keeps no link of the merged customer, so it
+                    // has no user until it changes itself (store limitation, see the report).
+                    cov.orphaned_by_edit += 1;
+                    continue;
+                }
                 assert!(
                     merged.is_some(),
                     "customer {} ({email:?}, {phone:?}) has no user at all",
