@@ -76,6 +76,15 @@ pub struct RunCounts {
     pub skipped_streams: Vec<Stream>,
 }
 
+/// What one batch commit changed, for either stream.
+struct CommitOutcome {
+    created: u64,
+    updated: u64,
+    deleted: u64,
+    users_created: u64,
+    cursor: Cursor,
+}
+
 /// Entities of one stream, mapped and ready to commit.
 enum Records {
     Orders(Vec<OrderRecord>),
@@ -317,13 +326,20 @@ impl Engine {
         let produce = producer(tx);
         let write = async {
             while let Some(batch) = rx.recv().await {
-                cursor = self
-                    .commit(stream, &cursor, batch, progress, counts)
-                    .await?;
+                match self.commit(stream, &cursor, batch, progress, counts).await {
+                    Ok(next) => cursor = next,
+                    Err(e) => {
+                        // The receiver is only borrowed here, so returning would not drop it:
+                        // close it, or a producer waiting for room in the full channel would
+                        // wait forever (and the job with it).
+                        rx.close();
+                        return Err(e);
+                    }
+                }
             }
             Ok::<_, SyncError>(())
         };
-        // A writer error drops the receiver, which stops the producer at its next send; a
+        // A writer error closes the channel, which stops the producer at its next send; a
         // producer error closes the channel after the batches already fetched are written.
         let (produced, written) = tokio::join!(produce, write);
         written?;
@@ -427,50 +443,27 @@ impl Engine {
         };
         let started = Instant::now();
         let n = batch.records.len() as u64;
-        let cursor = match batch.records {
-            Records::Orders(orders) => {
-                let out = self
-                    .store
-                    .commit_orders(
-                        project_id,
-                        expected,
-                        &next,
-                        &orders,
-                        &batch.deleted,
-                        &batch.poison,
-                    )
-                    .await
-                    .map_err(|e| self.store_err(e, stream))?;
-                counts.created += out.created;
-                counts.updated += out.updated;
-                counts.deleted += out.deleted;
-                counts.users_created_from_orders += out.users_created;
-                out.cursor
-            }
-            Records::Customers(customers) => {
-                let out = self
-                    .store
-                    .commit_customers(
-                        project_id,
-                        expected,
-                        &next,
-                        &customers,
-                        &batch.deleted,
-                        &batch.poison,
-                    )
-                    .await
-                    .map_err(|e| self.store_err(e, stream))?;
-                counts.created += out.created;
-                counts.updated += out.updated;
-                counts.deleted += out.deleted;
-                out.cursor
-            }
-        };
+        let n_poison = batch.poison.len() as u64;
+        let out = self
+            .commit_detached(
+                stream,
+                expected.clone(),
+                next,
+                batch.records,
+                batch.deleted,
+                batch.poison,
+            )
+            .await?;
+        counts.created += out.created;
+        counts.updated += out.updated;
+        counts.deleted += out.deleted;
+        counts.users_created_from_orders += out.users_created;
+        let cursor = out.cursor;
         counts.fetched += batch.fetched;
         counts.unmapped_statuses += batch.unmapped;
-        counts.poison += batch.poison.len() as u64;
+        counts.poison += n_poison;
         counts.history_records += batch.history_records;
-        progress.advance(n + batch.poison.len() as u64, batch.total);
+        progress.advance(n + n_poison, batch.total);
         debug!(
             project_id,
             %stream,
@@ -489,20 +482,66 @@ impl Engine {
         expected: &Cursor,
         next: &Cursor,
     ) -> Result<Cursor, SyncError> {
-        let p = self.project_id();
-        let out = match stream {
-            Stream::Orders => self
-                .store
-                .commit_orders(p, expected, next, &[], &[], &[])
-                .await
-                .map(|o| o.cursor),
-            Stream::Customers => self
-                .store
-                .commit_customers(p, expected, next, &[], &[], &[])
-                .await
-                .map(|o| o.cursor),
-        };
-        out.map_err(|e| self.store_err(e, stream))
+        let out = self
+            .commit_detached(
+                stream,
+                expected.clone(),
+                next.clone(),
+                Records::empty(stream),
+                Vec::new(),
+                Vec::new(),
+            )
+            .await?;
+        Ok(out.cursor)
+    }
+
+    /// Runs one batch transaction on its own task and waits for it. Dropping the job's future
+    /// (abort, shutdown, lease lost) then never cuts a transaction off half-way: the batch either
+    /// commits with its cursor or rolls back, and its connection goes back to the pool clean.
+    /// (A transaction dropped mid-way would stay open on a pooled connection, holding the
+    /// cursor's row lock, until the pool happened to recycle that connection: the next run of
+    /// the project could block on it.)
+    async fn commit_detached(
+        &self,
+        stream: Stream,
+        expected: Cursor,
+        next: Cursor,
+        records: Records,
+        deleted: Vec<i64>,
+        poison: Vec<PoisonRecord>,
+    ) -> Result<CommitOutcome, SyncError> {
+        let store = self.store.clone();
+        let project_id = self.project_id();
+        let task = tokio::spawn(async move {
+            match records {
+                Records::Orders(orders) => store
+                    .commit_orders(project_id, &expected, &next, &orders, &deleted, &poison)
+                    .await
+                    .map(|o| CommitOutcome {
+                        created: o.created,
+                        updated: o.updated,
+                        deleted: o.deleted,
+                        users_created: o.users_created,
+                        cursor: o.cursor,
+                    }),
+                Records::Customers(customers) => store
+                    .commit_customers(project_id, &expected, &next, &customers, &deleted, &poison)
+                    .await
+                    .map(|o| CommitOutcome {
+                        created: o.created,
+                        updated: o.updated,
+                        deleted: o.deleted,
+                        users_created: 0,
+                        cursor: o.cursor,
+                    }),
+            }
+        });
+        match task.await {
+            Ok(result) => result.map_err(|e| self.store_err(e, stream)),
+            Err(e) => Err(SyncError::Store(StoreError::Invalid(format!(
+                "the {stream} batch commit task of project {project_id} did not finish ({e});                  nothing of it is assumed written, the job will be retried"
+            )))),
+        }
     }
 
     fn store_err(&self, e: StoreError, stream: Stream) -> SyncError {
