@@ -127,13 +127,16 @@ async fn killed_at_twenty_points_ends_like_an_uninterrupted_run() {
         }
     }
     println!("kills {kills}, completed {completed}, conflicts {conflicts}, killed in {phases:?}");
-    assert!(kills >= 15, "most runs were cut off ({kills})");
+    assert!(
+        kills >= 10 && completed <= 3,
+        "most runs were cut off: {kills} killed, {completed} completed, {conflicts} refused"
+    );
     assert!(
         phases.keys().any(|k| k.contains("Orders") && k.contains("snapshot")),
         "{phases:?}"
     );
     w.mock.set_faults(FaultConfig::default());
-    w.sync_all().await;
+    w.sync_all_retrying().await;
     assert_level_with_mock(&w, &HashMap::new(), &HashMap::new()).await;
     assert_eq!(
         count(

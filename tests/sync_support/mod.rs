@@ -134,6 +134,19 @@ impl World {
             .expect("sync succeeds")
     }
 
+    /// `sync_all`, retried on `Conflict` as the queue would (a killed run's last batch commit
+    /// may still land after the next run read the cursor).
+    pub async fn sync_all_retrying(&self) -> RunCounts {
+        for _ in 0..5 {
+            match self.run(JobSpec::All { since_id: None }).await {
+                Ok(c) => return c,
+                Err(SyncError::Conflict { .. }) => continue,
+                Err(e) => panic!("sync failed: {e}"),
+            }
+        }
+        panic!("five conflicts in a row with no other run going")
+    }
+
     /// Requests per route served by the mock so far.
     pub fn routes(&self) -> BTreeMap<String, u64> {
         self.mock.stats().by_endpoint
