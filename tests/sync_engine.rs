@@ -36,7 +36,10 @@ async fn full_sync_yields_exactly_the_mock_account() {
     assert!(cov.guest_no_contact > 20, "{cov:?}");
     assert!(cov.guest_with_contact > 20, "{cov:?}");
     assert!(cov.linked > 100, "{cov:?}");
-    assert!(cov.customers_merged > 0, "shared family e-mails merge: {cov:?}");
+    assert!(
+        cov.customers_merged > 0,
+        "shared family e-mails merge: {cov:?}"
+    );
     assert!(counts.users_created_from_orders > 20, "{counts:?}");
     assert_eq!(counts.poison, 0);
     assert_eq!(counts.unmapped_statuses, 0);
@@ -46,7 +49,11 @@ async fn full_sync_yields_exactly_the_mock_account() {
     // Cursors: snapshot finished, since_id at the newest history record.
     let (oh, ch) = w.mock.state().latest_history_ids();
     let oc = w.store.load_cursor(PROJECT, Stream::Orders).await.unwrap();
-    let cc = w.store.load_cursor(PROJECT, Stream::Customers).await.unwrap();
+    let cc = w
+        .store
+        .load_cursor(PROJECT, Stream::Customers)
+        .await
+        .unwrap();
     assert_eq!((oc.since_id, oc.snapshot_page), (oh, None));
     assert_eq!((cc.since_id, cc.snapshot_page), (ch, None));
 
@@ -95,7 +102,10 @@ async fn incremental_sync_fetches_only_changed_entities() {
         assert!(st.delete_order(deleted_id, "user"));
     }
     let report = w.mock.mutate_random(40, 99);
-    assert!(report.status_changes > 0 && report.orders_created > 0, "{report:?}");
+    assert!(
+        report.status_changes > 0 && report.orders_created > 0,
+        "{report:?}"
+    );
 
     // What changed, from the mock's history (independently of the engine).
     let (changed_orders, changed_customers, order_records, customer_records) = {
@@ -124,7 +134,10 @@ async fn incremental_sync_fetches_only_changed_entities() {
             .count();
         (o, c, nr_o, nr_c)
     };
-    assert!(order_records <= 100 && customer_records <= 100, "one history page each");
+    assert!(
+        order_records <= 100 && customer_records <= 100,
+        "one history page each"
+    );
 
     let before = w.routes();
     let counts = w.sync_all().await;
@@ -156,7 +169,10 @@ async fn incremental_sync_fetches_only_changed_entities() {
     assert_level_with_mock(&w, &HashMap::new(), &HashMap::new()).await;
     let rows = w.orders().await;
     let gone = rows.iter().find(|r| r.rid == deleted_id).expect("kept");
-    assert!(gone.deleted, "the deleted order is marked deleted, not dropped");
+    assert!(
+        gone.deleted,
+        "the deleted order is marked deleted, not dropped"
+    );
     let users = w.users().await;
     assert!(
         users
@@ -398,10 +414,7 @@ async fn switches_skip_streams_and_inactive_is_permanent() {
     let c = w.sync_all().await;
     assert_eq!(c.skipped_streams, vec![Stream::Customers]);
     assert!(count(&w.db, &orders_count_sql()).await > 0);
-    let c = w
-        .run(JobSpec::Customers { since_id: None })
-        .await
-        .unwrap();
+    let c = w.run(JobSpec::Customers { since_id: None }).await.unwrap();
     assert_eq!(c.skipped_streams, vec![Stream::Customers]);
 
     w.integration.is_active = false;

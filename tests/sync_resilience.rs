@@ -26,7 +26,12 @@ impl Lcg {
 }
 
 /// Live rows of a database without ids: orders with their user's identity, and users.
-async fn portable_rows(w: &World) -> (Vec<DbOrder>, Vec<(Option<i64>, Option<String>, Option<String>)>) {
+async fn portable_rows(
+    w: &World,
+) -> (
+    Vec<DbOrder>,
+    Vec<(Option<i64>, Option<String>, Option<String>)>,
+) {
     let mut orders: Vec<DbOrder> = w
         .orders()
         .await
@@ -57,7 +62,10 @@ fn spawn_run(
     let engine = w.engine();
     let progress = Progress::new();
     let p = progress.clone();
-    (tokio::spawn(async move { engine.run(job, &p).await }), progress)
+    (
+        tokio::spawn(async move { engine.run(job, &p).await }),
+        progress,
+    )
 }
 
 /// 3. Killing the sync at 20 points (batch boundaries, mid-batch, mid-commit, start-up) and
@@ -132,7 +140,9 @@ async fn killed_at_twenty_points_ends_like_an_uninterrupted_run() {
         "most runs were cut off: {kills} killed, {completed} completed, {conflicts} refused"
     );
     assert!(
-        phases.keys().any(|k| k.contains("Orders") && k.contains("snapshot")),
+        phases
+            .keys()
+            .any(|k| k.contains("Orders") && k.contains("snapshot")),
         "{phases:?}"
     );
     w.mock.set_faults(FaultConfig::default());
@@ -232,7 +242,11 @@ async fn parallel_syncs_of_one_project_cannot_corrupt_data() {
             w.run(JobSpec::All { since_id: None }),
             w.run(JobSpec::All { since_id: None })
         );
-        eprintln!("round {round}: {:?} / {:?}", a.as_ref().err(), b.as_ref().err());
+        eprintln!(
+            "round {round}: {:?} / {:?}",
+            a.as_ref().err(),
+            b.as_ref().err()
+        );
         for r in [a, b] {
             match r {
                 Ok(_) => {}
@@ -248,7 +262,10 @@ async fn parallel_syncs_of_one_project_cannot_corrupt_data() {
         assert_level_with_mock(&w, &HashMap::new(), &HashMap::new()).await;
     }
     println!("conflicts: {conflicts}");
-    assert!(conflicts >= 1, "two first syncs cannot both take the cursor");
+    assert!(
+        conflicts >= 1,
+        "two first syncs cannot both take the cursor"
+    );
 }
 
 /// Known hazard: lists are served newest first, so deleting an entity on a page already read

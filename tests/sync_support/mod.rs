@@ -320,11 +320,7 @@ pub fn order_contact(
         .and_then(normalize_email)
         .or_else(|| customer.and_then(|c| c.email.as_deref().and_then(normalize_email)));
     let phone = o.phone.as_deref().and_then(normalize_phone).or_else(|| {
-        customer.and_then(|c| {
-            c.phones
-                .iter()
-                .find_map(|p| normalize_phone(&p.number))
-        })
+        customer.and_then(|c| c.phones.iter().find_map(|p| normalize_phone(&p.number)))
     });
     (customer.map(|c| c.id), email, phone)
 }
@@ -355,8 +351,7 @@ pub async fn assert_level_with_mock(
 ) -> Coverage {
     let mock_orders = world.mock.orders_snapshot();
     let mock_customers = world.mock.customers_snapshot();
-    let customers: HashMap<i64, &MockCustomer> =
-        mock_customers.iter().map(|c| (c.id, c)).collect();
+    let customers: HashMap<i64, &MockCustomer> = mock_customers.iter().map(|c| (c.id, c)).collect();
     let rows = world.orders().await;
     let users = world.users().await;
     let mut cov = Coverage::default();
@@ -432,7 +427,11 @@ pub async fn assert_level_with_mock(
             "order {}: deleted in Postgres = {}, but the mock {} it",
             r.rid,
             r.deleted,
-            if live.contains(&r.rid) { "has" } else { "lacks" }
+            if live.contains(&r.rid) {
+                "has"
+            } else {
+                "lacks"
+            }
         );
     }
     let users_by_cid: HashMap<i64, &DbUser> =
