@@ -238,10 +238,14 @@ async fn parallel_syncs_of_one_project_cannot_corrupt_data() {
             w.mock.mutate_random(120, round);
         }
         eprintln!("round {round}: two runs");
-        let (a, b) = tokio::join!(
-            w.run(JobSpec::All { since_id: None }),
-            w.run(JobSpec::All { since_id: None })
-        );
+        let (a, b) = tokio::time::timeout(Duration::from_secs(60), async {
+            tokio::join!(
+                w.run(JobSpec::All { since_id: None }),
+                w.run(JobSpec::All { since_id: None })
+            )
+        })
+        .await
+        .expect("two parallel runs must not hang");
         eprintln!(
             "round {round}: {:?} / {:?}",
             a.as_ref().err(),
@@ -265,6 +269,42 @@ async fn parallel_syncs_of_one_project_cannot_corrupt_data() {
     assert!(
         conflicts >= 1,
         "two first syncs cannot both take the cursor"
+    );
+}
+
+/// A batch refused mid-snapshot (another run moved the cursor) ends the job with `Conflict`
+/// promptly, even while the fetcher is waiting for room in the full pipeline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflict_mid_snapshot_ends_the_job_instead_of_hanging_it() {
+    let w = World::new(Spec {
+        orders: 2000,
+        customers: 10,
+        seed: 36,
+        page_size: 20,
+        ..Spec::default()
+    })
+    .await;
+    let (task, progress) = spawn_run(&w, JobSpec::Orders { since_id: None });
+    while progress.snapshot().done < 100 {
+        assert!(!task.is_finished(), "finished before the cursor moved");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // Another sync of the project commits: the cursor's version moves.
+    sync_support::exec(
+        &w.db,
+        &format!(
+            "UPDATE sync_cursors SET version = version + 1 \
+             WHERE project_id = {PROJECT} AND stream = 'orders'"
+        ),
+    )
+    .await;
+    let result = tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .expect("the job ends instead of hanging")
+        .expect("no panic");
+    assert!(
+        matches!(result, Err(SyncError::Conflict { stream: Stream::Orders, .. })),
+        "{result:?}"
     );
 }
 
