@@ -303,7 +303,13 @@ async fn a_conflict_mid_snapshot_ends_the_job_instead_of_hanging_it() {
         .expect("the job ends instead of hanging")
         .expect("no panic");
     assert!(
-        matches!(result, Err(SyncError::Conflict { stream: Stream::Orders, .. })),
+        matches!(
+            result,
+            Err(SyncError::Conflict {
+                stream: Stream::Orders,
+                ..
+            })
+        ),
         "{result:?}"
     );
 }
