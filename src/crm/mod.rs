@@ -20,9 +20,9 @@
 //! - `filter[ids][]` with `limit=100` returns every live entity among up to 100 ids; deleted ids
 //!   are silently absent.
 //! - The default order of `/orders` and `/customers` is not documented. The mock serves newest
-//!   first; if the real API does too, a deletion during a full load shifts later pages and can
-//!   skip one live entity per deletion (the history walk after the load does not see it, as it
-//!   did not change).
+//!   first; if the real API does too, a deletion during a full load shifts later pages. The
+//!   engine watches `totalCount` between pages and steps back to re-read what shifted (see
+//!   `sync::engine`); deletions while a snapshot is paused between two runs are not covered.
 //! - Money arrives as JSON numbers written by PHP (`1234.5`, `0`); numeric strings are accepted.
 //! - Create answers 201, edit 200; any 2xx with `success: true` is success.
 

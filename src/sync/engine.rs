@@ -42,7 +42,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::error::SyncError;
 use super::mapping::{MappingContext, map_customer, map_order};
@@ -430,8 +430,23 @@ impl Engine {
         loop {
             let walk = self.history_page(stream, since).await?;
             let Some(last_id) = walk.last_id else {
+                if walk.records > 0 {
+                    warn!(
+                        project_id = self.project_id(),
+                        %stream,
+                        since,
+                        records = walk.records,
+                        "a history page had no record with a readable id, so the cursor cannot move past it; \
+                         the RetailCRM account answers garbage here, check it"
+                    );
+                }
                 return Ok(());
             };
+            if last_id <= since {
+                // `sinceId` is exclusive: a page that does not move forward would loop for ever.
+                warn!(project_id = self.project_id(), %stream, since, last_id, "history did not advance past the cursor; stopping this walk");
+                return Ok(());
+            }
             let mut batch = self.fetch_by_ids(stream, &walk.changed, ctx).await?;
             batch.deleted.extend(walk.deleted);
             batch.poison.extend(walk.poison);
