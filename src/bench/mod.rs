@@ -528,10 +528,7 @@ pub async fn run(opts: &BenchOptions) -> Result<Report, BenchError> {
     {
         progress("6. memory flatness");
         let (base_orders, base_peak) = (base.orders, base.peak_rss_mib);
-        let large = run
-            .full_sync(3, opts.large_orders, opts.customers)
-            .await
-            .map(|(f, daemon, mock)| (f, daemon, mock));
+        let large = run.full_sync(3, opts.large_orders, opts.customers).await;
         if let Some((f, daemon, mock)) = record(&mut report, "memory", large) {
             daemon.stop().await;
             mock.shutdown().await;

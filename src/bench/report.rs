@@ -440,8 +440,8 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "\n{:<44} {:>14}  {:<10} {}",
-            "figure", "value", "target", "verdict"
+            "\n{:<44} {:>14}  {:<10} verdict",
+            "figure", "value", "target"
         );
         for t in &self.targets {
             let _ = writeln!(
