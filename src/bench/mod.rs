@@ -219,21 +219,23 @@ impl Run<'_> {
         Daemon::spawn(&spec)
     }
 
-    /// Counts a project's stored orders and users.
-    async fn stored(&self, project_id: i64) -> Result<(u64, u64), BenchError> {
+    /// Counts a project's stored orders, users and records set aside as poison.
+    async fn stored(&self, project_id: i64) -> Result<(u64, u64, u64), BenchError> {
         let row = self
             .env
             .pg
             .query_one(
                 "SELECT (SELECT count(*) FROM orders WHERE project_id = $1), \
-                 (SELECT count(*) FROM users WHERE project_id = $1)",
+                 (SELECT count(*) FROM users WHERE project_id = $1), \
+                 (SELECT count(*) FROM dead_records WHERE project_id = $1)",
                 &[&project_id],
             )
             .await
             .map_err(BenchError::pg("count stored rows"))?;
         let orders: i64 = row.get(0);
         let users: i64 = row.get(1);
-        Ok((orders as u64, users as u64))
+        let dead: i64 = row.get(2);
+        Ok((orders as u64, users as u64, dead as u64))
     }
 
     /// One project, one daemon, one `sync_all`: sections 1 and 6. Returns the figures and the
@@ -274,7 +276,7 @@ impl Run<'_> {
             )));
         }
         let wall = end.elapsed.as_secs_f64();
-        let (orders_stored, users_stored) = self.stored(project_id).await?;
+        let (orders_stored, users_stored, poison_records) = self.stored(project_id).await?;
         let orders_seen = end.stream_seen.get("orders").map(Duration::as_secs_f64);
         let orders_stream_secs = orders_seen.map(|s| wall - s);
         let customers_stream_secs = orders_seen;
@@ -284,6 +286,7 @@ impl Run<'_> {
             customers,
             orders_stored,
             users_stored,
+            poison_records,
             ready_secs: ready.as_secs_f64(),
             wall_secs: wall,
             orders_per_sec: per(orders, wall),
@@ -500,14 +503,16 @@ pub async fn run(opts: &BenchOptions) -> Result<Report, BenchError> {
     progress("1. full sync");
     let full = run.full_sync(1, opts.orders, opts.customers).await;
     if let Some((figures, mut daemon, mock)) = record(&mut report, "full_sync", full) {
+        // The baselines write the rows exactly as the full sync left them (the idle daemon
+        // stays up for the incremental section).
+        progress("2. physical limits");
+        let limits = run.limits(1, &figures).await;
+        report.limits = record(&mut report, "limits", limits);
         progress("4. incremental");
         let inc = run.incremental(&mut daemon, &mock, 1).await;
         report.incremental = record(&mut report, "incremental", inc);
         daemon.stop().await;
         mock.shutdown().await;
-        progress("2. physical limits");
-        let limits = run.limits(1, &figures).await;
-        report.limits = record(&mut report, "limits", limits);
         report.full_sync = Some(figures);
     }
 

@@ -64,6 +64,8 @@ pub struct FullSync {
     pub orders_stored: u64,
     /// Rows in `users` for the project after the sync.
     pub users_stored: u64,
+    /// Records set aside in `dead_records` (the mock generates a few unusable ones).
+    pub poison_records: u64,
     /// Seconds from spawn to the daemon listing the project.
     pub ready_secs: f64,
     /// Seconds from `trigger sync_all` to the job finishing.
@@ -326,7 +328,7 @@ impl Report {
         if let Some(f) = &self.full_sync {
             let _ = writeln!(
                 out,
-                "\n1. full sync ({} orders, {} customers; stored {} orders, {} users)\n   \
+                "\n1. full sync ({} orders, {} customers; stored {} orders, {} users, {} poison)\n   \
                  wall {:.2} s: {:.0} orders/s, {:.0} customers/s overall\n   \
                  customers stream {} ({}), orders stream {} ({})\n   \
                  {} HTTP requests, daemon peak RSS {:.1} MiB, daemon CPU {:.2} s, bench+mock CPU \
@@ -335,6 +337,7 @@ impl Report {
                 f.customers,
                 f.orders_stored,
                 f.users_stored,
+                f.poison_records,
                 f.wall_secs,
                 f.orders_per_sec,
                 f.customers_per_sec,
