@@ -43,6 +43,17 @@ pub struct Daemon {
     spawned: Instant,
 }
 
+/// Time the engine spent committing batches of one stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CommitTime {
+    /// Batches committed.
+    pub batches: u64,
+    /// Rows in them.
+    pub rows: u64,
+    /// Sum of their commit durations (each truncated to whole milliseconds).
+    pub millis: u64,
+}
+
 /// When one awaited job ended, and how.
 #[derive(Debug, Clone)]
 pub struct JobEnd {
@@ -65,7 +76,7 @@ impl DaemonSpec {
              [control]\nsocket_path = {socket:?}\nsocket_mode = \"0600\"\n\n\
              [sync]\nrequests_per_second = {rps:?}\ndefault_interval_minutes = 1440\n\n\
              [shutdown]\ngrace_seconds = 5\n\n\
-             [log]\nlevel = \"warn\"\nformat = \"pretty\"\n",
+             [log]\nlevel = \"warn,retailcrm_sync::sync::engine=debug\"\nformat = \"json\"\n",
             db = self.db_url,
             redis = self.redis_url,
             prefix = self.key_prefix,
@@ -116,6 +127,38 @@ impl Daemon {
             log,
             spawned,
         })
+    }
+
+    /// Sums the engine's `batch committed` events (JSON log, one per committed batch) per
+    /// stream, from log line `from_line` on: how long the writer spent in Postgres.
+    pub fn commit_times(&self, from_line: usize) -> HashMap<String, CommitTime> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut out: HashMap<String, CommitTime> = HashMap::new();
+        for line in text.lines().skip(from_line) {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if v.get("message").and_then(|m| m.as_str()) != Some("batch committed") {
+                continue;
+            }
+            let (Some(stream), Some(ms), Some(rows)) = (
+                v.get("stream").and_then(|s| s.as_str()),
+                v.get("duration_ms").and_then(|d| d.as_u64()),
+                v.get("rows").and_then(|r| r.as_u64()),
+            ) else {
+                continue;
+            };
+            let t = out.entry(stream.to_string()).or_default();
+            t.batches += 1;
+            t.rows += rows;
+            t.millis += ms;
+        }
+        out
+    }
+
+    /// Lines in the daemon's log so far (a mark for [`Self::commit_times`]).
+    pub fn log_lines(&self) -> usize {
+        std::fs::read_to_string(&self.log).map_or(0, |t| t.lines().count())
     }
 
     /// The last lines of the daemon's log, for error messages.

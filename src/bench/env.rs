@@ -162,9 +162,10 @@ impl BenchEnv {
         Ok(())
     }
 
-    /// Drops the database, deletes the Redis keys and the scratch directory. Failures are
-    /// returned as text (cleanup continues past them).
-    pub async fn cleanup(self, keep_dir: bool) -> Vec<String> {
+    /// Drops the database, deletes the Redis keys and the scratch directory (`keep` keeps the
+    /// database and the directory for inspection). Failures are returned as text (cleanup
+    /// continues past them).
+    pub async fn cleanup(self, keep: bool) -> Vec<String> {
         let mut problems = Vec::new();
         let BenchEnv {
             admin_url,
@@ -181,6 +182,7 @@ impl BenchEnv {
         drop(pg);
         pg_task.abort();
         match connect_raw(&admin_url).await {
+            Ok(_) if keep => {}
             Ok((admin, task)) => {
                 if let Err(e) = admin
                     .batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
@@ -195,7 +197,7 @@ impl BenchEnv {
         if let Err(e) = delete_redis_keys(&redis_url, &prefixes).await {
             problems.push(format!("delete Redis keys: {e}"));
         }
-        if !keep_dir && let Err(e) = std::fs::remove_dir_all(&dir) {
+        if !keep && let Err(e) = std::fs::remove_dir_all(&dir) {
             problems.push(format!("remove {}: {e}", dir.display()));
         }
         problems

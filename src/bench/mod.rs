@@ -121,8 +121,8 @@ pub struct BenchOptions {
     pub job_timeout: Duration,
     /// `--quick` sizes were chosen (recorded in the report).
     pub quick: bool,
-    /// Keep the scratch directory (configs, daemon logs).
-    pub keep_dir: bool,
+    /// Keep the database and the scratch directory (configs, daemon logs) for inspection.
+    pub keep: bool,
 }
 
 impl BenchOptions {
@@ -147,7 +147,7 @@ impl BenchOptions {
             fast_rps: 1000.0,
             job_timeout: Duration::from_secs(1800),
             quick: false,
-            keep_dir: false,
+            keep: false,
         }
     }
 
@@ -257,6 +257,8 @@ impl Run<'_> {
         let requests_before = mock.request_count();
         let cpu_before = daemon.cpu_time()?;
         let own_before = own_cpu();
+        let pg_before = procfs::cpu_time_of_command("postgres");
+        let log_mark = daemon.log_lines();
         let started = Instant::now();
         let job = Daemon::trigger(&mut client, project_id, "sync_all").await?;
         let ends = daemon
@@ -299,6 +301,10 @@ impl Run<'_> {
             peak_rss_mib: mib(daemon.memory()?.peak_kib),
             daemon_cpu_secs: (daemon.cpu_time()? - cpu_before).as_secs_f64(),
             bench_cpu_secs: (own_cpu() - own_before).as_secs_f64(),
+            postgres_cpu_secs: procfs::cpu_time_of_command("postgres")
+                .saturating_sub(pg_before)
+                .as_secs_f64(),
+            commit_times: daemon.commit_times(log_mark),
         };
         Ok((figures, daemon, mock))
     }
@@ -550,7 +556,7 @@ pub async fn run(opts: &BenchOptions) -> Result<Report, BenchError> {
         }
     }
 
-    for problem in run.env.cleanup(opts.keep_dir).await {
+    for problem in run.env.cleanup(opts.keep).await {
         report.errors.push(SectionError {
             section: "cleanup".to_string(),
             message: problem,

@@ -45,6 +45,28 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     ))
 }
 
+/// CPU time (user + system) consumed so far by every live process named `comm` (for example
+/// all `postgres` backends). Processes that exited in between are not counted, so use it over
+/// a window in which the processes of interest stay alive (pooled connections do).
+pub fn cpu_time_of_command(comm: &str) -> Duration {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Duration::ZERO;
+    };
+    let mut total = Duration::ZERO;
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let is_it = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|c| c.trim_end() == comm);
+        if is_it && let Some(t) = cpu_time(pid) {
+            total += t;
+        }
+    }
+    total
+}
+
 /// `utime + stime` (fields 14 and 15) of a `/proc/PID/stat` line. The command name (field 2)
 /// may contain spaces and parentheses, so fields are counted after its last `)`.
 fn parse_stat_ticks(text: &str) -> Option<u64> {

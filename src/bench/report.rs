@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use super::baseline::Baselines;
+use super::daemon::CommitTime;
 use crate::mock::MutationReport;
 
 /// Bytes per MiB, for RSS figures.
@@ -90,6 +91,10 @@ pub struct FullSync {
     pub daemon_cpu_secs: f64,
     /// CPU seconds the bench process (mock included) used during the job.
     pub bench_cpu_secs: f64,
+    /// CPU seconds all `postgres` processes used during the job.
+    pub postgres_cpu_secs: f64,
+    /// Per stream: batches, rows and the summed commit time, from the daemon's debug log.
+    pub commit_times: std::collections::HashMap<String, CommitTime>,
 }
 
 /// Section 2.
@@ -331,8 +336,8 @@ impl Report {
                 "\n1. full sync ({} orders, {} customers; stored {} orders, {} users, {} poison)\n   \
                  wall {:.2} s: {:.0} orders/s, {:.0} customers/s overall\n   \
                  customers stream {} ({}), orders stream {} ({})\n   \
-                 {} HTTP requests, daemon peak RSS {:.1} MiB, daemon CPU {:.2} s, bench+mock CPU \
-                 {:.2} s, ready in {:.2} s",
+                 {} HTTP requests, daemon peak RSS {:.1} MiB, ready in {:.2} s\n   \
+                 CPU during the job: daemon {:.2} s, Postgres {:.2} s, bench+mock {:.2} s",
                 f.orders,
                 f.customers,
                 f.orders_stored,
@@ -347,10 +352,24 @@ impl Report {
                 rate(f.orders_stream_per_sec, "orders/s"),
                 f.http_requests,
                 f.peak_rss_mib,
-                f.daemon_cpu_secs,
-                f.bench_cpu_secs,
                 f.ready_secs,
+                f.daemon_cpu_secs,
+                f.postgres_cpu_secs,
+                f.bench_cpu_secs,
             );
+            let mut streams: Vec<_> = f.commit_times.iter().collect();
+            streams.sort_by(|a, b| a.0.cmp(b.0));
+            for (stream, t) in streams {
+                let _ = writeln!(
+                    out,
+                    "   {stream}: {} batches committed in {:.2} s of writer time ({:.1} ms per \
+                     batch of {:.0} rows)",
+                    t.batches,
+                    t.millis as f64 / 1000.0,
+                    t.millis as f64 / t.batches.max(1) as f64,
+                    t.rows as f64 / t.batches.max(1) as f64,
+                );
+            }
         }
         if let Some(l) = &self.limits {
             let b = &l.baselines;

@@ -66,7 +66,7 @@ pub struct BenchArgs {
     /// Print the JSON report on stdout (the table then goes to stderr).
     #[arg(long)]
     pub json: bool,
-    /// Keep the scratch directory (daemon configs and logs) and print its path.
+    /// Keep the bench database and the scratch directory (daemon configs and logs).
     #[arg(long)]
     pub keep: bool,
 }
@@ -94,7 +94,7 @@ impl BenchArgs {
             mutations: self.mutations.unwrap_or(base.mutations),
             large_orders: self.large_orders.unwrap_or(base.large_orders),
             idle: self.idle_secs.map_or(base.idle, Duration::from_secs),
-            keep_dir: self.keep,
+            keep: self.keep,
             ..base
         };
         if self.skip_large {
