@@ -37,8 +37,14 @@ async fn bench_reports_every_section_and_cleans_up() {
     );
     assert!(full.users_stored >= 100, "{full:?}");
     assert!(full.wall_secs > 0.0 && full.orders_per_sec > 0.0);
-    assert!(full.http_requests >= 4, "one page per stream at least: {full:?}");
-    assert!(full.peak_rss_mib > 1.0 && full.peak_rss_mib < 1024.0, "{full:?}");
+    assert!(
+        full.http_requests >= 4,
+        "one page per stream at least: {full:?}"
+    );
+    assert!(
+        full.peak_rss_mib > 1.0 && full.peak_rss_mib < 1024.0,
+        "{full:?}"
+    );
 
     let limits = report.limits.as_ref().expect("limits section");
     assert_eq!(limits.baselines.rows, full.orders_stored);
@@ -54,7 +60,10 @@ async fn bench_reports_every_section_and_cleans_up() {
     assert_eq!(inc.changes, 40);
     assert!(inc.secs > 0.0 && inc.http_requests >= 2, "{inc:?}");
 
-    let many = report.many_projects.as_ref().expect("many-projects section");
+    let many = report
+        .many_projects
+        .as_ref()
+        .expect("many-projects section");
     assert_eq!(many.projects, 3);
     assert_eq!(many.failed_jobs, 0);
     assert!(many.ready_secs > 0.0 && many.idle_rss_mib > 1.0 && many.orders_per_sec > 0.0);
@@ -100,6 +109,11 @@ async fn bench_reports_every_section_and_cleans_up() {
         )
         .await
         .expect("query");
-    assert_eq!(left.get::<_, i64>(0), 0, "{} was not dropped", report.database);
+    assert_eq!(
+        left.get::<_, i64>(0),
+        0,
+        "{} was not dropped",
+        report.database
+    );
     task.abort();
 }

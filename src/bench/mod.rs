@@ -121,6 +121,9 @@ pub struct BenchOptions {
     pub job_timeout: Duration,
     /// `--quick` sizes were chosen (recorded in the report).
     pub quick: bool,
+    /// Experiment: run `ANALYZE orders, users` from the bench every this often while the full
+    /// syncs (sections 1 and 6) run, to show what fresh planner statistics are worth.
+    pub analyze_every: Option<Duration>,
     /// Keep the database and the scratch directory (configs, daemon logs) for inspection.
     pub keep: bool,
 }
@@ -145,6 +148,7 @@ impl BenchOptions {
             large_orders: 400_000,
             api_bound: true,
             fast_rps: 1000.0,
+            analyze_every: None,
             job_timeout: Duration::from_secs(1800),
             quick: false,
             keep: false,
@@ -259,6 +263,10 @@ impl Run<'_> {
         let own_before = own_cpu();
         let pg_before = procfs::cpu_time_of_command("postgres");
         let log_mark = daemon.log_lines();
+        let analyzer = match self.opts.analyze_every {
+            Some(every) => Some(spawn_analyzer(&self.env.db_url, every).await?),
+            None => None,
+        };
         let started = Instant::now();
         let job = Daemon::trigger(&mut client, project_id, "sync_all").await?;
         let ends = daemon
@@ -269,7 +277,15 @@ impl Run<'_> {
                 Duration::from_millis(20),
                 self.opts.job_timeout,
             )
-            .await?;
+            .await;
+        let analyzes = match analyzer {
+            Some((task, count)) => {
+                task.abort();
+                Some(count.load(std::sync::atomic::Ordering::Relaxed))
+            }
+            None => None,
+        };
+        let ends = ends?;
         let end = &ends[0];
         if !end.succeeded {
             return Err(BenchError::Daemon(format!(
@@ -305,6 +321,7 @@ impl Run<'_> {
                 .saturating_sub(pg_before)
                 .as_secs_f64(),
             commit_times: daemon.commit_times(log_mark),
+            analyzes,
         };
         Ok((figures, daemon, mock))
     }
@@ -468,6 +485,33 @@ impl Run<'_> {
             peak_rss_mib: mib(peak),
         })
     }
+}
+
+/// Runs `ANALYZE orders, users` every `every` on its own connection until aborted; the counter
+/// says how many completed.
+async fn spawn_analyzer(
+    db_url: &str,
+    every: Duration,
+) -> Result<
+    (
+        tokio::task::JoinHandle<()>,
+        std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ),
+    BenchError,
+> {
+    let (pg, conn_task) = env::connect_raw(db_url).await?;
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = count.clone();
+    let task = tokio::spawn(async move {
+        let _conn = conn_task;
+        loop {
+            tokio::time::sleep(every).await;
+            if pg.batch_execute("ANALYZE orders, users").await.is_ok() {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+    Ok((task, count))
 }
 
 /// Records a section's outcome in the report.

@@ -93,6 +93,8 @@ pub struct FullSync {
     pub bench_cpu_secs: f64,
     /// CPU seconds all `postgres` processes used during the job.
     pub postgres_cpu_secs: f64,
+    /// `ANALYZE orders, users` runs the bench made during the job (`--analyze-every`).
+    pub analyzes: Option<u64>,
     /// Per stream: batches, rows and the summed commit time, from the daemon's debug log.
     pub commit_times: std::collections::HashMap<String, CommitTime>,
 }
@@ -357,6 +359,12 @@ impl Report {
                 f.postgres_cpu_secs,
                 f.bench_cpu_secs,
             );
+            if let Some(n) = f.analyzes {
+                let _ = writeln!(
+                    out,
+                    "   experiment: the bench ran ANALYZE orders, users {n} times during the job"
+                );
+            }
             let mut streams: Vec<_> = f.commit_times.iter().collect();
             streams.sort_by(|a, b| a.0.cmp(b.0));
             for (stream, t) in streams {

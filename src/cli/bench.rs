@@ -66,6 +66,10 @@ pub struct BenchArgs {
     /// Print the JSON report on stdout (the table then goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// Experiment: run `ANALYZE orders, users` every SECS (fractions allowed) during the full
+    /// syncs, to measure what fresh planner statistics are worth (see the report).
+    #[arg(long, value_name = "SECS")]
+    pub analyze_every: Option<f64>,
     /// Keep the bench database and the scratch directory (daemon configs and logs).
     #[arg(long)]
     pub keep: bool,
@@ -95,6 +99,10 @@ impl BenchArgs {
             large_orders: self.large_orders.unwrap_or(base.large_orders),
             idle: self.idle_secs.map_or(base.idle, Duration::from_secs),
             keep: self.keep,
+            analyze_every: self
+                .analyze_every
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .map(Duration::from_secs_f64),
             ..base
         };
         if self.skip_large {
@@ -130,7 +138,8 @@ pub fn execute(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<ExitCode> {
     }
     if args.keep {
         eprintln!(
-            "bench: scratch directory kept under {}",
+            "bench: kept database {} and the scratch directory rcs-bench-* under {}",
+            report.database,
             std::env::temp_dir().display()
         );
     }
