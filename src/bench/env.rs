@@ -72,7 +72,13 @@ fn with_database(url: &str, db: &str) -> Result<String, BenchError> {
 
 impl BenchEnv {
     /// Creates and migrates a fresh database next to `admin_url`'s and a scratch directory.
-    pub async fn create(admin_url: &str, redis_url: &str) -> Result<BenchEnv, BenchError> {
+    /// `explain_slow_ms` logs the plan of every statement on the bench database slower than
+    /// that many milliseconds to the Postgres server log (`auto_explain`), for profiling.
+    pub async fn create(
+        admin_url: &str,
+        redis_url: &str,
+        explain_slow_ms: Option<u64>,
+    ) -> Result<BenchEnv, BenchError> {
         let tag = format!("{:08x}", rand::random::<u32>());
         let db_name = format!("rcs_bench_{tag}");
         let (admin, task) = connect_raw(admin_url).await?;
@@ -80,6 +86,16 @@ impl BenchEnv {
             .batch_execute(&format!("CREATE DATABASE {db_name}"))
             .await
             .map_err(BenchError::pg("create the bench database"))?;
+        if let Some(ms) = explain_slow_ms {
+            admin
+                .batch_execute(&format!(
+                    "ALTER DATABASE {db_name} SET session_preload_libraries = 'auto_explain'; \
+                     ALTER DATABASE {db_name} SET auto_explain.log_min_duration = {ms}; \
+                     ALTER DATABASE {db_name} SET auto_explain.log_analyze = on;"
+                ))
+                .await
+                .map_err(BenchError::pg("enable auto_explain on the bench database"))?;
+        }
         drop(admin);
         task.abort();
         let db_url = with_database(admin_url, &db_name)?;

@@ -124,6 +124,8 @@ pub struct BenchOptions {
     /// Experiment: run `ANALYZE orders, users` from the bench every this often while the full
     /// syncs (sections 1 and 6) run, to show what fresh planner statistics are worth.
     pub analyze_every: Option<Duration>,
+    /// Profiling: log plans of statements slower than this (ms) to the Postgres server log.
+    pub explain_slow_ms: Option<u64>,
     /// Keep the database and the scratch directory (configs, daemon logs) for inspection.
     pub keep: bool,
 }
@@ -149,6 +151,7 @@ impl BenchOptions {
             api_bound: true,
             fast_rps: 1000.0,
             analyze_every: None,
+            explain_slow_ms: None,
             job_timeout: Duration::from_secs(1800),
             quick: false,
             keep: false,
@@ -535,7 +538,7 @@ fn record<T>(report: &mut Report, section: &str, result: Result<T, BenchError>) 
 /// Runs every section and returns the report. Only setting up the environment can fail as a
 /// whole; a failing section is recorded in [`Report::errors`] and the run goes on.
 pub async fn run(opts: &BenchOptions) -> Result<Report, BenchError> {
-    let env = BenchEnv::create(&opts.database_url, &opts.redis_url).await?;
+    let env = BenchEnv::create(&opts.database_url, &opts.redis_url, opts.explain_slow_ms).await?;
     let mut report = Report {
         started_at: chrono::Utc::now().to_rfc3339(),
         quick: opts.quick,

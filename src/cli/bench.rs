@@ -70,6 +70,10 @@ pub struct BenchArgs {
     /// syncs, to measure what fresh planner statistics are worth (see the report).
     #[arg(long, value_name = "SECS")]
     pub analyze_every: Option<f64>,
+    /// Profiling: log the plan of every bench-database statement slower than MS milliseconds to
+    /// the Postgres server log (auto_explain with ANALYZE; slows Postgres down).
+    #[arg(long, value_name = "MS")]
+    pub explain_slow_ms: Option<u64>,
     /// Keep the bench database and the scratch directory (daemon configs and logs).
     #[arg(long)]
     pub keep: bool,
@@ -99,6 +103,7 @@ impl BenchArgs {
             large_orders: self.large_orders.unwrap_or(base.large_orders),
             idle: self.idle_secs.map_or(base.idle, Duration::from_secs),
             keep: self.keep,
+            explain_slow_ms: self.explain_slow_ms,
             analyze_every: self
                 .analyze_every
                 .filter(|s| s.is_finite() && *s > 0.0)
