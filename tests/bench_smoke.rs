@@ -46,6 +46,15 @@ async fn bench_reports_every_section_and_cleans_up() {
         "{full:?}"
     );
 
+    // The writer-time breakdown comes from the daemon's own `batch committed` events.
+    let orders_commits = full
+        .commit_times
+        .get("orders")
+        .expect("orders commit times");
+    assert!(orders_commits.batches >= 3, "{full:?}");
+    assert!(orders_commits.rows >= full.orders_stored, "{full:?}");
+    assert!(full.commit_times.contains_key("customers"), "{full:?}");
+
     let limits = report.limits.as_ref().expect("limits section");
     assert_eq!(limits.baselines.rows, full.orders_stored);
     assert!(limits.baselines.upsert_rows_per_sec > 0.0);
