@@ -4,6 +4,7 @@
 //! The crate is one library plus a thin binary (`src/main.rs`). Each top-level module owns one
 //! concern; see `ARCHITECTURE.md` for the map and a walk-through of one job.
 
+pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;

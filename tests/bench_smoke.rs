@@ -1,0 +1,128 @@
+//! `retailcrm-sync bench` end to end at tiny sizes: a fresh database, the real daemon binary as
+//! a child, the in-process mock. Asserts the report has every section with sane, non-zero
+//! figures and that the run cleaned up after itself. No timing assertions: speed is what the
+//! bench reports, not what a test on a shared machine can promise.
+
+use std::time::Duration;
+
+use retailcrm_sync::bench::{self, BenchOptions};
+
+fn tiny() -> BenchOptions {
+    BenchOptions {
+        orders: 300,
+        customers: 100,
+        api_orders: 60,
+        api_customers: 20,
+        mutations: 40,
+        projects: 3,
+        project_orders: 20,
+        project_customers: 10,
+        idle: Duration::from_secs(1),
+        large_orders: 600,
+        job_timeout: Duration::from_secs(120),
+        ..BenchOptions::quick(env!("CARGO_BIN_EXE_retailcrm-sync").into())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_reports_every_section_and_cleans_up() {
+    let report = bench::run(&tiny()).await.expect("bench environment");
+    assert!(report.errors.is_empty(), "{:#?}", report.errors);
+
+    let full = report.full_sync.as_ref().expect("full sync section");
+    assert_eq!(full.orders, 300);
+    assert!(
+        full.orders_stored + full.poison_records >= 290,
+        "orders stored: {full:?}"
+    );
+    assert!(full.users_stored >= 100, "{full:?}");
+    assert!(full.wall_secs > 0.0 && full.orders_per_sec > 0.0);
+    assert!(
+        full.http_requests >= 4,
+        "one page per stream at least: {full:?}"
+    );
+    assert!(
+        full.peak_rss_mib > 1.0 && full.peak_rss_mib < 1024.0,
+        "{full:?}"
+    );
+
+    // The writer-time breakdown comes from the daemon's own `batch committed` events.
+    let orders_commits = full
+        .commit_times
+        .get("orders")
+        .expect("orders commit times");
+    assert!(orders_commits.batches >= 3, "{full:?}");
+    assert!(orders_commits.rows >= full.orders_stored, "{full:?}");
+    assert!(full.commit_times.contains_key("customers"), "{full:?}");
+
+    let limits = report.limits.as_ref().expect("limits section");
+    assert_eq!(limits.baselines.rows, full.orders_stored);
+    assert!(limits.baselines.upsert_rows_per_sec > 0.0);
+    assert!(limits.baselines.copy_rows_per_sec > 0.0);
+    assert!(limits.ratio_to_upsert > 0.0 && limits.ratio_to_copy > 0.0);
+
+    let api = report.api_bound.as_ref().expect("API-bound section");
+    assert!(api.succeeded);
+    assert!(api.requests_served >= 4 && api.floor_secs > 0.0 && api.ratio_to_floor > 0.0);
+
+    let inc = report.incremental.as_ref().expect("incremental section");
+    assert_eq!(inc.changes, 40);
+    assert!(inc.secs > 0.0 && inc.http_requests >= 2, "{inc:?}");
+
+    let many = report
+        .many_projects
+        .as_ref()
+        .expect("many-projects section");
+    assert_eq!(many.projects, 3);
+    assert_eq!(many.failed_jobs, 0);
+    assert!(many.ready_secs > 0.0 && many.idle_rss_mib > 1.0 && many.orders_per_sec > 0.0);
+
+    let mem = report.memory.as_ref().expect("memory section");
+    assert_eq!(mem.large_orders, 600);
+    assert!(mem.large_peak_rss_mib > 1.0 && mem.base_peak_rss_mib > 1.0);
+
+    // Every target row is present and the table names every section.
+    assert_eq!(report.targets.len(), 11, "{:#?}", report.targets);
+    let table = report.render();
+    for heading in [
+        "1. full sync",
+        "2. physical limits",
+        "3. API-bound",
+        "4. incremental",
+        "5. many projects",
+        "6. memory flatness",
+    ] {
+        assert!(table.contains(heading), "{heading} missing:\n{table}");
+    }
+    let json = serde_json::to_value(&report).expect("report as JSON");
+    for key in [
+        "full_sync",
+        "limits",
+        "api_bound",
+        "incremental",
+        "many_projects",
+        "memory",
+        "targets",
+    ] {
+        assert!(!json[key].is_null(), "{key} missing from the JSON report");
+    }
+
+    // The fresh database was dropped.
+    let (pg, task) = bench::env::connect_raw("postgres://postgres@127.0.0.1:5432/postgres")
+        .await
+        .expect("postgres");
+    let left = pg
+        .query_one(
+            "SELECT count(*) FROM pg_database WHERE datname = $1",
+            &[&report.database],
+        )
+        .await
+        .expect("query");
+    assert_eq!(
+        left.get::<_, i64>(0),
+        0,
+        "{} was not dropped",
+        report.database
+    );
+    task.abort();
+}
