@@ -282,9 +282,17 @@ async fn load_orders(
     let rids: Vec<i64> = batch.iter().map(|o| o.retailcrm_id).collect();
     let numbers: Vec<&str> = batch.iter().map(|o| o.number.as_str()).collect();
     diesel::sql_query(
+        // One unique-index probe per key (LATERAL), then the rows by primary key. The plain
+        // `project_id = $1 AND (a = ANY OR b = ANY)` form lets the planner scan the whole
+        // project when its statistics are stale, which they always are during a first sync.
         "SELECT id, user_id, order_number, retailcrm_order_id, status, retailcrm_status, \
          total_amount, currency, ordered_at, deleted_at FROM orders \
-         WHERE project_id = $1 AND (retailcrm_order_id = ANY($2) OR order_number = ANY($3)) \
+         WHERE id = ANY(ARRAY( \
+           SELECT o.id FROM unnest($2::bigint[]) AS k(rid) CROSS JOIN LATERAL \
+             (SELECT id FROM orders WHERE project_id = $1 AND retailcrm_order_id = k.rid LIMIT 1) o \
+           UNION \
+           SELECT o.id FROM unnest($3::text[]) AS k(num) CROSS JOIN LATERAL \
+             (SELECT id FROM orders WHERE project_id = $1 AND order_number = k.num LIMIT 1) o)) \
          FOR UPDATE",
     )
     .bind::<BigInt, _>(project_id)

@@ -104,9 +104,19 @@ impl UserIndex {
             return Ok(index);
         }
         let rows: Vec<UserRow> = diesel::sql_query(
+            // One index probe per key (LATERAL), then the rows by primary key, so the plan
+            // does not depend on statistics that are stale during a first sync.
             "SELECT id, email, phone, first_name, last_name, retailcrm_customer_id, deleted_at \
-             FROM users WHERE project_id = $1 AND (retailcrm_customer_id = ANY($2) \
-             OR email = ANY($3) OR phone = ANY($4)) ORDER BY id",
+             FROM users WHERE id = ANY(ARRAY( \
+               SELECT u.id FROM unnest($2::bigint[]) AS k(cid) CROSS JOIN LATERAL \
+                 (SELECT id FROM users WHERE project_id = $1 AND retailcrm_customer_id = k.cid LIMIT 1) u \
+               UNION \
+               SELECT u.id FROM unnest($3::text[]) AS k(email) CROSS JOIN LATERAL \
+                 (SELECT id FROM users WHERE project_id = $1 AND email = k.email OFFSET 0) u \
+               UNION \
+               SELECT u.id FROM unnest($4::text[]) AS k(phone) CROSS JOIN LATERAL \
+                 (SELECT id FROM users WHERE project_id = $1 AND phone = k.phone OFFSET 0) u)) \
+             ORDER BY id",
         )
         .bind::<BigInt, _>(project_id)
         .bind::<Array<BigInt>, _>(cids)
