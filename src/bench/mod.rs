@@ -382,7 +382,10 @@ impl Run<'_> {
     /// Section 2 on the rows section 1 stored.
     async fn limits(&self, project_id: i64, full: &FullSync) -> Result<Limits, BenchError> {
         let rows = baseline::load_rows(&self.env.pg, project_id).await?;
-        let baselines = baseline::measure(&self.env.pg, &rows, 100).await?;
+        // The same batch size as ours: the writer commits up to MAX_COMMIT_ROWS per transaction
+        // when it is the bottleneck (as in a full sync), so the raw loop gets that size too.
+        let baselines =
+            baseline::measure(&self.env.pg, &rows, crate::sync::engine::MAX_COMMIT_ROWS).await?;
         let ours = full.orders_stream_per_sec.unwrap_or(full.orders_per_sec);
         Ok(Limits {
             ratio_to_upsert: ours / baselines.upsert_rows_per_sec.max(1e-9),

@@ -11,7 +11,8 @@
 //!   can never interleave their writes).
 //!
 //! Fetching and writing are pipelined: a producer fetches batch N+1 while the writer commits
-//! batch N, through a channel of [`PIPELINE_DEPTH`] batches, so memory stays flat however large
+//! batch N, through a channel of [`PIPELINE_DEPTH`] batches (merged into one commit of at most
+//! [`MAX_COMMIT_ROWS`] when the writer falls behind), so memory stays flat however large
 //! the account. Both halves run inside the job's own future (joined, not spawned): dropping the
 //! future (abort, shutdown) stops both. Each batch transaction, however, runs on its own small
 //! task that the job awaits: a dropped job never cuts a transaction off half-way (which would
@@ -53,7 +54,13 @@ use crate::model::{CustomerRecord, OrderRecord, Stream};
 use crate::store::{Cursor, Integration, PoisonRecord, Store, StoreError};
 
 /// Batches fetched ahead of the writer. Two keeps both sides busy with bounded memory.
-pub const PIPELINE_DEPTH: usize = 2;
+pub const PIPELINE_DEPTH: usize = 4;
+
+/// Most entities the writer commits in one transaction. When the writer falls behind, batches
+/// that are already fetched and waiting in the channel are merged into one commit (adaptive
+/// batching): each transaction has a fixed cost of a few statements, so fewer, larger commits
+/// let the writer catch up, while an idle writer still commits every page as soon as it lands.
+pub const MAX_COMMIT_ROWS: usize = 400;
 
 /// RetailCRM's largest page, used for history and `filter[ids][]` re-fetches.
 const MAX_LIMIT: u32 = 100;
@@ -347,7 +354,15 @@ impl Engine {
         let (tx, mut rx) = mpsc::channel::<Batch>(PIPELINE_DEPTH);
         let produce = producer(tx);
         let write = async {
-            while let Some(batch) = rx.recv().await {
+            while let Some(mut batch) = rx.recv().await {
+                // Consecutive batches merge safely: the later cursor covers both, and the
+                // store keeps the last version of an entity that appears twice.
+                while batch.records.len() < MAX_COMMIT_ROWS {
+                    match rx.try_recv() {
+                        Ok(next) => batch.merge(next),
+                        Err(_) => break,
+                    }
+                }
                 match self.commit(stream, &cursor, batch, progress, counts).await {
                     Ok(next) => cursor = next,
                     Err(e) => {
@@ -772,6 +787,19 @@ impl Batch {
             next_snapshot_page: None,
             total: None,
         }
+    }
+
+    /// Appends a LATER batch of the same stream: rows, deletions and poison add up, and the
+    /// cursor and total become the later batch's.
+    fn merge(&mut self, later: Batch) {
+        self.deleted.extend(later.deleted.iter().copied());
+        self.history_records += later.history_records;
+        self.next_since_id = later.next_since_id;
+        self.next_snapshot_page = later.next_snapshot_page;
+        if later.total.is_some() {
+            self.total = later.total;
+        }
+        self.absorb(later);
     }
 
     fn absorb(&mut self, other: Batch) {
