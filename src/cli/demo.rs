@@ -226,6 +226,12 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         summary.users_from_customers,
         summary.users - summary.users_from_customers
     );
+    let merged = truth_customers as i64 - summary.users_from_customers;
+    if merged > 0 {
+        println!(
+            "                        {merged} customers share an e-mail or phone with another one and were linked to that user"
+        );
+    }
     let statuses: Vec<String> = summary
         .by_status
         .iter()
