@@ -180,11 +180,10 @@ impl Store {
                     Some(_) => {}
                 }
             }
-            if !inserts.is_empty() {
-                insert_orders(c, project_id, &inserts).await?;
-            }
-            if !updates.is_empty() {
-                update_orders(c, &updates).await?;
+            let (created, updated) = (inserts.len() as u64, updates.len() as u64);
+            if created + updated > 0 {
+                inserts.append(&mut updates);
+                write_orders(c, project_id, &inserts).await?;
             }
             let deleted = if deleted_order_ids.is_empty() {
                 0
@@ -203,8 +202,8 @@ impl Store {
             cursors::insert_poison(c, project_id, poison).await?;
             cursors::insert_poison(c, project_id, &isolated).await?;
             Ok(OrderBatchOutcome {
-                created: inserts.len() as u64,
-                updated: updates.len() as u64,
+                created,
+                updated,
                 deleted,
                 users_created: user_writes.created,
                 isolated: isolated.len() as u64,
@@ -303,65 +302,28 @@ async fn load_orders(
     .map_err(op("load orders"))
 }
 
-async fn insert_orders(
+/// Inserts the rows with `id == 0` and updates the others, in ONE statement (a data-modifying
+/// CTE over the same columnar arrays), so a batch costs one round trip for its order rows.
+async fn write_orders(
     conn: &mut AsyncPgConnection,
     project_id: i64,
     rows: &[OrderRow],
 ) -> Result<(), StoreError> {
     diesel::sql_query(
-        "INSERT INTO orders (project_id, user_id, order_number, retailcrm_order_id, status, \
-         retailcrm_status, total_amount, currency, ordered_at) \
+        "WITH t AS (SELECT * FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::bigint[], \
+           $6::text[], $7::text[], $8::numeric[], $9::text[], $10::timestamptz[]) \
+           AS t(id, user_id, num, rid, status, rstatus, total, currency, ordered_at)), \
+         updated AS (UPDATE orders AS o SET user_id = t.user_id, order_number = t.num, \
+           retailcrm_order_id = t.rid, status = t.status, retailcrm_status = t.rstatus, \
+           total_amount = t.total, currency = t.currency, ordered_at = t.ordered_at, \
+           deleted_at = NULL, updated_at = now() \
+           FROM t WHERE t.id <> 0 AND o.id = t.id AND o.project_id = $1) \
+         INSERT INTO orders (project_id, user_id, order_number, retailcrm_order_id, status, \
+           retailcrm_status, total_amount, currency, ordered_at) \
          SELECT $1, user_id, num, rid, status, rstatus, total, currency, ordered_at \
-         FROM UNNEST($2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], \
-         $7::numeric[], $8::text[], $9::timestamptz[]) \
-         AS t(user_id, num, rid, status, rstatus, total, currency, ordered_at)",
+         FROM t WHERE t.id = 0",
     )
     .bind::<BigInt, _>(project_id)
-    .bind::<Array<Nullable<BigInt>>, _>(rows.iter().map(|r| r.user_id).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(
-        rows.iter()
-            .map(|r| r.order_number.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Nullable<BigInt>>, _>(
-        rows.iter()
-            .map(|r| r.retailcrm_order_id)
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Text>, _>(rows.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(
-        rows.iter()
-            .map(|r| r.retailcrm_status.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Numeric>, _>(
-        rows.iter()
-            .map(|r| r.total_amount.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Nullable<Text>>, _>(
-        rows.iter()
-            .map(|r| r.currency.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Nullable<Timestamptz>>, _>(rows.iter().map(|r| r.ordered_at).collect::<Vec<_>>())
-    .execute(conn)
-    .await
-    .map_err(op("insert orders"))?;
-    Ok(())
-}
-
-async fn update_orders(conn: &mut AsyncPgConnection, rows: &[OrderRow]) -> Result<(), StoreError> {
-    diesel::sql_query(
-        "UPDATE orders AS o SET user_id = t.user_id, order_number = t.num, \
-         retailcrm_order_id = t.rid, status = t.status, retailcrm_status = t.rstatus, \
-         total_amount = t.total, currency = t.currency, ordered_at = t.ordered_at, \
-         deleted_at = NULL, updated_at = now() \
-         FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], \
-         $6::text[], $7::numeric[], $8::text[], $9::timestamptz[]) \
-         AS t(id, user_id, num, rid, status, rstatus, total, currency, ordered_at) \
-         WHERE o.id = t.id",
-    )
     .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.id).collect::<Vec<_>>())
     .bind::<Array<Nullable<BigInt>>, _>(rows.iter().map(|r| r.user_id).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(
@@ -393,6 +355,6 @@ async fn update_orders(conn: &mut AsyncPgConnection, rows: &[OrderRow]) -> Resul
     .bind::<Array<Nullable<Timestamptz>>, _>(rows.iter().map(|r| r.ordered_at).collect::<Vec<_>>())
     .execute(conn)
     .await
-    .map_err(op("update orders"))?;
+    .map_err(op("write orders"))?;
     Ok(())
 }
