@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
-use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::cursors::{self, Cursor, PoisonRecord};
@@ -248,8 +248,7 @@ impl UserIndex {
         self.slots[i].current.phone = Some(v.to_string());
     }
 
-    /// Inserts new users and updates changed ones (two statements at most, plus one to
-    /// reserve ids). Afterwards [`UserIndex::id`] gives every slot's database id.
+    /// Inserts new users and updates changed ones (one statement, plus one to reserve ids). Afterwards [`UserIndex::id`] gives every slot's database id.
     pub(crate) async fn write(
         &mut self,
         conn: &mut AsyncPgConnection,
@@ -281,19 +280,18 @@ impl UserIndex {
             for (&i, id) in new.iter().zip(&ids) {
                 self.slots[i].current.id = id.id;
             }
-            let rows: Vec<&UserRow> = new.iter().map(|&i| &self.slots[i].current).collect();
-            insert_users(conn, project_id, &rows).await?;
             writes.created = new.len() as u64;
         }
-        let changed: Vec<&UserRow> = self
+        // New rows (no original) are inserted, changed ones updated, in one statement.
+        let rows: Vec<(&UserRow, bool)> = self
             .slots
             .iter()
-            .filter(|s| s.original.as_ref().is_some_and(|o| *o != s.current))
-            .map(|s| &s.current)
+            .filter(|s| s.original.as_ref() != Some(&s.current))
+            .map(|s| (&s.current, s.original.is_none()))
             .collect();
-        if !changed.is_empty() {
-            update_users(conn, &changed).await?;
-            writes.updated = changed.len() as u64;
+        writes.updated = rows.len() as u64 - writes.created;
+        if !rows.is_empty() {
+            write_users(conn, project_id, &rows).await?;
         }
         Ok(writes)
     }
@@ -304,74 +302,59 @@ impl UserIndex {
     }
 }
 
-async fn insert_users(
+/// Inserts the rows flagged new (their ids are already reserved) and updates the others, in
+/// ONE statement (a data-modifying CTE over the same columnar arrays).
+async fn write_users(
     conn: &mut AsyncPgConnection,
     project_id: i64,
-    rows: &[&UserRow],
+    rows: &[(&UserRow, bool)],
 ) -> Result<(), StoreError> {
     diesel::sql_query(
-        "INSERT INTO users (id, project_id, email, phone, first_name, last_name, \
-         retailcrm_customer_id) \
-         SELECT id, $1, email, phone, first_name, last_name, cid \
-         FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[]) \
-         AS t(id, email, phone, first_name, last_name, cid)",
+        "WITH t AS (SELECT * FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], \
+           $6::text[], $7::bigint[], $8::timestamptz[], $9::bool[]) \
+           AS t(id, email, phone, first_name, last_name, cid, deleted_at, is_new)), \
+         updated AS (UPDATE users AS u SET email = t.email, phone = t.phone, \
+           first_name = t.first_name, last_name = t.last_name, retailcrm_customer_id = t.cid, \
+           deleted_at = t.deleted_at, updated_at = now() \
+           FROM t WHERE NOT t.is_new AND u.id = t.id AND u.project_id = $1) \
+         INSERT INTO users (id, project_id, email, phone, first_name, last_name, \
+           retailcrm_customer_id) \
+         SELECT id, $1, email, phone, first_name, last_name, cid FROM t WHERE t.is_new",
     )
     .bind::<BigInt, _>(project_id)
-    .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.id).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.email.as_deref()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.phone.as_deref()).collect::<Vec<_>>())
+    .bind::<Array<BigInt>, _>(rows.iter().map(|(r, _)| r.id).collect::<Vec<_>>())
     .bind::<Array<Nullable<Text>>, _>(
         rows.iter()
-            .map(|r| r.first_name.as_deref())
+            .map(|(r, _)| r.email.as_deref())
             .collect::<Vec<_>>(),
     )
     .bind::<Array<Nullable<Text>>, _>(
         rows.iter()
-            .map(|r| r.last_name.as_deref())
+            .map(|(r, _)| r.phone.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Nullable<Text>>, _>(
+        rows.iter()
+            .map(|(r, _)| r.first_name.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Nullable<Text>>, _>(
+        rows.iter()
+            .map(|(r, _)| r.last_name.as_deref())
             .collect::<Vec<_>>(),
     )
     .bind::<Array<Nullable<BigInt>>, _>(
         rows.iter()
-            .map(|r| r.retailcrm_customer_id)
+            .map(|(r, _)| r.retailcrm_customer_id)
             .collect::<Vec<_>>(),
     )
+    .bind::<Array<Nullable<Timestamptz>>, _>(
+        rows.iter().map(|(r, _)| r.deleted_at).collect::<Vec<_>>(),
+    )
+    .bind::<Array<Bool>, _>(rows.iter().map(|(_, new)| *new).collect::<Vec<_>>())
     .execute(conn)
     .await
-    .map_err(op("insert users"))?;
-    Ok(())
-}
-
-async fn update_users(conn: &mut AsyncPgConnection, rows: &[&UserRow]) -> Result<(), StoreError> {
-    diesel::sql_query(
-        "UPDATE users AS u SET email = t.email, phone = t.phone, first_name = t.first_name, \
-         last_name = t.last_name, retailcrm_customer_id = t.cid, deleted_at = t.deleted_at, \
-         updated_at = now() \
-         FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], \
-         $7::timestamptz[]) AS t(id, email, phone, first_name, last_name, cid, deleted_at) \
-         WHERE u.id = t.id",
-    )
-    .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.id).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.email.as_deref()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.phone.as_deref()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(
-        rows.iter()
-            .map(|r| r.first_name.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Nullable<Text>>, _>(
-        rows.iter()
-            .map(|r| r.last_name.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Nullable<BigInt>>, _>(
-        rows.iter()
-            .map(|r| r.retailcrm_customer_id)
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Nullable<Timestamptz>>, _>(rows.iter().map(|r| r.deleted_at).collect::<Vec<_>>())
-    .execute(conn)
-    .await
-    .map_err(op("update users"))?;
+    .map_err(op("write users"))?;
     Ok(())
 }
 
