@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 scripts/services.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked -- --test-threads "${RCS_TEST_THREADS:-4}"
+cargo test --locked --no-fail-fast -- --test-threads "${RCS_TEST_THREADS:-4}"

@@ -51,7 +51,9 @@ async fn bench_reports_every_section_and_cleans_up() {
         .commit_times
         .get("orders")
         .expect("orders commit times");
-    assert!(orders_commits.batches >= 3, "{full:?}");
+    // Pages merge into fewer commits when the writer lags (adaptive batching), so the count of
+    // commits depends on timing; every order row must still be accounted for.
+    assert!(orders_commits.batches >= 1, "{full:?}");
     assert!(orders_commits.rows >= full.orders_stored, "{full:?}");
     assert!(full.commit_times.contains_key("customers"), "{full:?}");
 
