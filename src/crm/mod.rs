@@ -31,16 +31,17 @@ pub mod decode;
 pub mod error;
 pub mod ratelimit;
 pub mod types;
+pub mod wire;
 
-pub use client::{
-    ALLOWED_LIMITS, ClientOptions, CrmClient, DEFAULT_TIMEZONE, MAX_IDS_PER_CALL,
-    parse_customers_history, parse_customers_page, parse_error_body, parse_orders_history,
-    parse_orders_page, parse_statuses,
-};
+pub use client::{ALLOWED_LIMITS, ClientOptions, CrmClient, DEFAULT_TIMEZONE, MAX_IDS_PER_CALL};
 pub use decode::{Decoded, PoisonItem, parse_crm_datetime};
 pub use error::{CrmError, ErrorClass};
 pub use types::{
     AccountSettings, ConnectionReport, Credentials, Customer, CustomerHistoryRecord, HasHistoryId,
     HistoryApiKey, HistoryEntityRef, HistoryPage, Order, OrderCustomer, OrderHistoryRecord, Page,
     Pagination, Payment, Phone, Site, Status, StatusGroup,
+};
+pub use wire::{
+    parse_customers_history, parse_customers_page, parse_error_body, parse_orders_history,
+    parse_orders_page, parse_statuses,
 };
