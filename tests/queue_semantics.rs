@@ -572,3 +572,47 @@ async fn invalid_options_are_rejected() {
         .expect_err("zero attempts");
     assert!(matches!(err, QueueError::InvalidOptions(_)), "{err:?}");
 }
+
+#[tokio::test]
+async fn pending_lists_waiting_then_delayed_jobs() {
+    let (clock, shared) = manual();
+    let q = test_queue(shared).await;
+    let _guard = PrefixGuard::new(&q);
+    let first = q.enqueue(&job(3, JobKind::SyncAll)).await.unwrap();
+    let second = q
+        .enqueue(&job(3, JobKind::SyncOrder { id: 42 }))
+        .await
+        .unwrap();
+    let lease = q.reserve(3, "w1").await.unwrap().expect("first job is due");
+    assert_eq!(lease.job.id, first.job_id);
+    let retry_at = match q
+        .fail(&lease, FailureClass::Transient, "boom")
+        .await
+        .unwrap()
+    {
+        FailOutcome::RetryAt(at) => at,
+        other => panic!("expected a retry, got {other:?}"),
+    };
+    let third = q.enqueue(&job(3, JobKind::SyncCustomers)).await.unwrap();
+
+    let pending = q.pending(3, 10).await.unwrap();
+    let listed: Vec<(&str, bool)> = pending
+        .iter()
+        .map(|p| (p.job.id.as_str(), p.delayed))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            (second.job_id.as_str(), false),
+            (third.job_id.as_str(), false),
+            (first.job_id.as_str(), true),
+        ]
+    );
+    assert_eq!(pending[2].run_at, Some(retry_at));
+    assert!(retry_at > clock.now());
+    assert_eq!(pending[2].job.attempts, 1);
+    assert_eq!(pending[0].job.kind, JobKind::SyncOrder { id: 42 });
+    assert_eq!(pending[0].run_at, None);
+    assert_eq!(q.pending(3, 2).await.unwrap().len(), 2);
+    assert!(q.pending(4, 10).await.unwrap().is_empty());
+}

@@ -525,6 +525,7 @@ impl Supervisor {
                         let res =
                             async {
                                 let stats = queue.stats(project_id).await?;
+                                let pending = queue.pending(project_id, limit).await?;
                                 let completed = queue.completed(project_id, limit).await?;
                                 let mut jobs: Vec<JobInfo> = stats
                                     .active
@@ -538,6 +539,10 @@ impl Supervisor {
                                         )
                                     })
                                     .collect();
+                                jobs.extend(pending.iter().map(|p| {
+                                    let state = if p.delayed { "delayed" } else { "waiting" };
+                                    job_info(&p.job, state, p.run_at, None)
+                                }));
                                 jobs.extend(completed.iter().map(|c| {
                                     job_info(&c.job, "completed", Some(c.finished_at), None)
                                 }));

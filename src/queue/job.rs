@@ -216,6 +216,17 @@ impl fmt::Display for DeadReason {
     }
 }
 
+/// A job not yet running: waiting for a worker, or delayed until its retry time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingJob {
+    /// The job.
+    pub job: Job,
+    /// True when it waits for a retry time (`run_at`), false when it is due now.
+    pub delayed: bool,
+    /// When a delayed job becomes due.
+    pub run_at: Option<DateTime<Utc>>,
+}
+
 /// A job in dead letters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadJob {

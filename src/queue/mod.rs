@@ -55,7 +55,7 @@ use crate::clock::SharedClock;
 pub use error::QueueError;
 pub use job::{
     ActiveInfo, CompletedJob, DeadJob, DeadReason, Enqueued, FailOutcome, FailureClass, Job,
-    JobKind, Lease, NewJob, ParseJobKindError, PurgeCounts, QueueStats, Trigger,
+    JobKind, Lease, NewJob, ParseJobKindError, PendingJob, PurgeCounts, QueueStats, Trigger,
 };
 
 use job::JobData;
@@ -465,6 +465,65 @@ impl JobQueue {
             dead,
             completed,
         })
+    }
+
+    /// The project's jobs that are not running yet: waiting ones in the order they will run,
+    /// then delayed retries by due time; at most `limit`. Two reads, not one atomic snapshot:
+    /// a job taken in between is simply left out.
+    pub async fn pending(&self, project_id: i64, limit: usize) -> Result<Vec<PendingJob>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let base = self.project_key(project_id);
+        let waiting: Vec<String> = self
+            .cmd(
+                redis::cmd("LRANGE")
+                    .arg(format!("{base}:wait"))
+                    .arg(0)
+                    .arg(limit - 1),
+            )
+            .await?;
+        let delayed: Vec<(String, i64)> = self
+            .cmd(
+                redis::cmd("ZRANGE")
+                    .arg(format!("{base}:delayed"))
+                    .arg(0)
+                    .arg(limit - 1)
+                    .arg("WITHSCORES"),
+            )
+            .await?;
+        let entries: Vec<(String, Option<i64>)> = waiting
+            .into_iter()
+            .map(|id| (id, None))
+            .chain(delayed.into_iter().map(|(id, due)| (id, Some(due))))
+            .take(limit)
+            .collect();
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for (id, _) in &entries {
+            pipe.cmd("HGETALL")
+                .arg(format!("{}{id}", self.job_prefix()));
+        }
+        let mut conn = self.conn.clone();
+        let hashes: Vec<HashMap<String, String>> = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| QueueError::from_redis(&self.addr, e))?;
+        let mut out = Vec::with_capacity(entries.len());
+        for ((id, due), hash) in entries.iter().zip(hashes) {
+            if hash.is_empty() {
+                continue; // taken or purged between the two reads
+            }
+            let key = format!("{}{id}", self.job_prefix());
+            out.push(PendingJob {
+                job: job_from_hash(&key, &hash)?,
+                delayed: due.is_some(),
+                run_at: due.map(|ms| ms_to_dt(&key, ms)).transpose()?,
+            });
+        }
+        Ok(out)
     }
 
     /// The project's dead letters, newest first.
