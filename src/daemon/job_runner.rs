@@ -123,14 +123,7 @@ async fn run_job_inner(deps: JobDeps, mut lease: Lease) -> JobEnd {
     renew.tick().await;
     let result: Result<RunCounts, Failure> = loop {
         tokio::select! {
-            joined = &mut task => {
-                break match joined {
-                    Ok(Ok(counts)) => Ok(counts),
-                    Ok(Err(e)) => Err(Failure::Sync(e)),
-                    Err(e) if e.is_panic() => Err(Failure::Panic(panic_message(e.into_panic()))),
-                    Err(_) => Err(Failure::Aborted),
-                };
-            }
+            joined = &mut task => break outcome_of(joined),
             _ = renew.tick() => {
                 match deps.queue.renew(&lease).await {
                     Ok(renewed) => lease = renewed,
@@ -225,24 +218,8 @@ async fn settle(
             JobEnd::LeaseLost
         }
         Err(failure) => {
-            let (class, message) = match &failure {
-                Failure::Sync(e) => (e.class(), e.to_string()),
-                Failure::Panic(m) => (
-                    ErrorClass::Transient,
-                    format!(
-                        "the sync job panicked: {m}; this is a bug, please report it with the logs"
-                    ),
-                ),
-                Failure::LeaseLost | Failure::Aborted => unreachable!("handled above"),
-            };
-            let queue_class = match class {
-                ErrorClass::Permanent => FailureClass::Permanent,
-                ErrorClass::Transient => FailureClass::Transient,
-                ErrorClass::RateLimited => FailureClass::RateLimited {
-                    retry_after: RATE_LIMIT_RETRY,
-                },
-            };
-            let permanent = matches!(class, ErrorClass::Permanent);
+            let (queue_class, message) = classify(&failure);
+            let permanent = matches!(queue_class, FailureClass::Permanent);
             let outcome = retry_redis(|| deps.queue.fail(lease, queue_class, &message)).await;
             finish(
                 deps,
@@ -381,6 +358,42 @@ fn lease_renew_interval(lease: &Lease, now: chrono::DateTime<Utc>) -> Duration {
     (left / 3).max(Duration::from_millis(200))
 }
 
+/// What the engine task's end means: its result, a panic (a failed attempt, never a dead
+/// daemon), or an abort.
+fn outcome_of(
+    joined: Result<Result<RunCounts, SyncError>, tokio::task::JoinError>,
+) -> Result<RunCounts, Failure> {
+    match joined {
+        Ok(Ok(counts)) => Ok(counts),
+        Ok(Err(e)) => Err(Failure::Sync(e)),
+        Err(e) if e.is_panic() => Err(Failure::Panic(panic_message(e.into_panic()))),
+        Err(_) => Err(Failure::Aborted),
+    }
+}
+
+/// How the queue should settle a failed attempt, and the message to record.
+fn classify(failure: &Failure) -> (FailureClass, String) {
+    let (class, message) = match failure {
+        Failure::Sync(e) => (e.class(), e.to_string()),
+        Failure::Panic(m) => (
+            ErrorClass::Transient,
+            format!("the sync job panicked: {m}; this is a bug, please report it with the logs"),
+        ),
+        Failure::LeaseLost | Failure::Aborted => (
+            ErrorClass::Transient,
+            "the job stopped before it finished".to_string(),
+        ),
+    };
+    let queue_class = match class {
+        ErrorClass::Permanent => FailureClass::Permanent,
+        ErrorClass::Transient => FailureClass::Transient,
+        ErrorClass::RateLimited => FailureClass::RateLimited {
+            retry_after: RATE_LIMIT_RETRY,
+        },
+    };
+    (queue_class, message)
+}
+
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
@@ -388,5 +401,46 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
         s.clone()
     } else {
         "unknown panic payload".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_job_is_a_transient_failed_attempt() {
+        let joined = tokio::spawn(async {
+            if std::hint::black_box(true) {
+                panic!("index out of bounds in the mapper");
+            }
+            Ok::<RunCounts, SyncError>(RunCounts::default())
+        })
+        .await;
+        let failure = outcome_of(joined).expect_err("a panic is a failure");
+        assert!(matches!(&failure, Failure::Panic(m) if m.contains("index out of bounds")));
+        let (class, message) = classify(&failure);
+        assert_eq!(class, FailureClass::Transient);
+        assert!(
+            message.contains("panicked: index out of bounds"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn results_and_aborts_are_told_apart() {
+        let ok = tokio::spawn(async { Ok::<_, SyncError>(RunCounts::default()) }).await;
+        assert_eq!(outcome_of(ok).ok(), Some(RunCounts::default()));
+
+        let inactive = tokio::spawn(async { Err::<RunCounts, _>(SyncError::Inactive(9)) }).await;
+        let failure = outcome_of(inactive).expect_err("an engine error is a failure");
+        assert_eq!(classify(&failure).0, FailureClass::Permanent);
+
+        let task = tokio::spawn(async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok::<_, SyncError>(RunCounts::default())
+        });
+        task.abort();
+        assert!(matches!(outcome_of(task.await), Err(Failure::Aborted)));
     }
 }
