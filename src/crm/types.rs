@@ -96,10 +96,18 @@ impl<T> HistoryPage<T> {
     }
 }
 
-/// History records know their own id.
+/// What the sync needs from any history record: its id, the entity it touches, and how.
 pub trait HasHistoryId {
-    /// The history record id (the cursor).
+    /// The history record's own id (the cursor).
     fn history_id(&self) -> i64;
+    /// Key of the affected entity in the raw record (`order` or `customer`).
+    const ENTITY_KEY: &'static str;
+    /// Id of the affected entity, when the record names it.
+    fn entity_id(&self) -> Option<i64>;
+    /// True on the record of a deletion.
+    fn is_deleted(&self) -> bool;
+    /// The entity a merged one went into (`combinedTo.id`), which changed too.
+    fn combined_to_id(&self) -> Option<i64>;
 }
 
 /// `{ "number": "+7..." }` in `phones`.
@@ -383,8 +391,18 @@ impl OrderHistoryRecord {
 }
 
 impl HasHistoryId for OrderHistoryRecord {
+    const ENTITY_KEY: &'static str = "order";
     fn history_id(&self) -> i64 {
         self.id
+    }
+    fn entity_id(&self) -> Option<i64> {
+        self.order_id()
+    }
+    fn is_deleted(&self) -> bool {
+        self.deleted
+    }
+    fn combined_to_id(&self) -> Option<i64> {
+        self.combined_to.as_ref().and_then(|c| c.id)
     }
 }
 
@@ -440,8 +458,18 @@ impl CustomerHistoryRecord {
 }
 
 impl HasHistoryId for CustomerHistoryRecord {
+    const ENTITY_KEY: &'static str = "customer";
     fn history_id(&self) -> i64 {
         self.id
+    }
+    fn entity_id(&self) -> Option<i64> {
+        self.customer_id()
+    }
+    fn is_deleted(&self) -> bool {
+        self.deleted
+    }
+    fn combined_to_id(&self) -> Option<i64> {
+        self.combined_to.as_ref().and_then(|c| c.id)
     }
 }
 

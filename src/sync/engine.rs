@@ -48,7 +48,7 @@ use tracing::{debug, info, warn};
 use super::error::SyncError;
 use super::mapping::{MappingContext, map_customer, map_order};
 use super::progress::Progress;
-use crate::crm::types::{Customer, Order};
+use crate::crm::types::{Customer, HasHistoryId, Order};
 use crate::crm::{CrmClient, Decoded, PoisonItem};
 use crate::model::{CustomerRecord, OrderRecord, Stream};
 use crate::store::{Cursor, Integration, PoisonRecord, Store, StoreError};
@@ -707,45 +707,17 @@ impl Engine {
         let mut walk = HistoryWalk::default();
         let mut changed = BTreeSet::new();
         let mut deleted = BTreeSet::new();
-        let (pagination, entries): (_, Vec<HistoryEntry>) = match stream {
+        let (pagination, entries) = match stream {
             Stream::Orders => {
                 let page = self.client.orders_history(Some(since), MAX_LIMIT).await?;
-                let entries = page
-                    .items
-                    .into_iter()
-                    .map(|d| match d {
-                        Decoded::Ok(r) => HistoryEntry {
-                            id: Some(r.id),
-                            entity: r.order_id(),
-                            deleted: r.deleted,
-                            also: r.combined_to.as_ref().and_then(|c| c.id),
-                            poison: None,
-                        },
-                        Decoded::Poison(p) => HistoryEntry::from_poison(p, "order"),
-                    })
-                    .collect();
-                (page.pagination, entries)
+                (page.pagination, entries_of(page.items))
             }
             Stream::Customers => {
                 let page = self
                     .client
                     .customers_history(Some(since), MAX_LIMIT)
                     .await?;
-                let entries = page
-                    .items
-                    .into_iter()
-                    .map(|d| match d {
-                        Decoded::Ok(r) => HistoryEntry {
-                            id: Some(r.id),
-                            entity: r.customer_id(),
-                            deleted: r.deleted,
-                            also: r.combined_to.as_ref().and_then(|c| c.id),
-                            poison: None,
-                        },
-                        Decoded::Poison(p) => HistoryEntry::from_poison(p, "customer"),
-                    })
-                    .collect();
-                (page.pagination, entries)
+                (page.pagination, entries_of(page.items))
             }
         };
         for entry in entries {
@@ -812,6 +784,23 @@ impl Batch {
         self.fetched += other.fetched;
         self.unmapped += other.unmapped;
     }
+}
+
+/// The parts of a page of history records the walk needs, whatever the stream.
+fn entries_of<R: HasHistoryId>(items: Vec<Decoded<R>>) -> Vec<HistoryEntry> {
+    items
+        .into_iter()
+        .map(|d| match d {
+            Decoded::Ok(r) => HistoryEntry {
+                id: Some(r.history_id()),
+                entity: r.entity_id(),
+                deleted: r.is_deleted(),
+                also: r.combined_to_id(),
+                poison: None,
+            },
+            Decoded::Poison(p) => HistoryEntry::from_poison(p, R::ENTITY_KEY),
+        })
+        .collect()
 }
 
 /// The part of a history record the walk needs.
