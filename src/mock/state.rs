@@ -280,15 +280,14 @@ impl MockState {
         entity: EntityRef,
         kind: HistKind<MockOrder>,
     ) {
-        let id = self.next_order_hist;
-        self.next_order_hist += 1;
-        self.order_history.push(HistEntry {
-            id,
-            created_at: fmt_time(at),
+        push_hist(
+            &mut self.next_order_hist,
+            &mut self.order_history,
             source,
+            at,
             entity,
             kind,
-        });
+        );
     }
 
     fn push_customer_hist(
@@ -298,15 +297,14 @@ impl MockState {
         entity: EntityRef,
         kind: HistKind<MockCustomer>,
     ) {
-        let id = self.next_customer_hist;
-        self.next_customer_hist += 1;
-        self.customer_history.push(HistEntry {
-            id,
-            created_at: fmt_time(at),
+        push_hist(
+            &mut self.next_customer_hist,
+            &mut self.customer_history,
             source,
+            at,
             entity,
             kind,
-        });
+        );
     }
 
     /// Adds a customer (its id must be the next one) with a `created` record at time `at`.
@@ -987,4 +985,24 @@ fn items_total(items: Option<&Value>) -> Option<Kopecks> {
         total = total.saturating_add((price * qty * 100.0).round() as i64);
     }
     Some(Kopecks(total))
+}
+
+/// Appends a history record with the next id of its stream (ids strictly increase).
+fn push_hist<T>(
+    next_id: &mut i64,
+    history: &mut Vec<HistEntry<T>>,
+    source: &'static str,
+    at: NaiveDateTime,
+    entity: EntityRef,
+    kind: HistKind<T>,
+) {
+    let id = *next_id;
+    *next_id += 1;
+    history.push(HistEntry {
+        id,
+        created_at: fmt_time(at),
+        source,
+        entity,
+        kind,
+    });
 }
