@@ -510,12 +510,15 @@ fn ids_filter(q: &Pairs) -> Result<Option<Vec<i64>>, Response> {
         .map_err(|_| input_error("filter[ids]", "This value is not valid."))
 }
 
+/// `page`, `limit` and `filter[ids][]` of a list request.
+#[allow(clippy::result_large_err)]
+fn list_params(q: &Pairs) -> Result<(u32, u32, Option<Vec<i64>>), Response> {
+    let (page, limit) = paging(q)?;
+    Ok((page, limit, ids_filter(q)?))
+}
+
 async fn orders_list(State(shared): State<AppState>, Query(q): Query<Pairs>) -> Response {
-    let (page, limit) = match paging(&q) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let ids = match ids_filter(&q) {
+    let (page, limit, ids) = match list_params(&q) {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -531,11 +534,7 @@ async fn orders_list(State(shared): State<AppState>, Query(q): Query<Pairs>) -> 
 }
 
 async fn customers_list(State(shared): State<AppState>, Query(q): Query<Pairs>) -> Response {
-    let (page, limit) = match paging(&q) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let ids = match ids_filter(&q) {
+    let (page, limit, ids) = match list_params(&q) {
         Ok(x) => x,
         Err(r) => return r,
     };
