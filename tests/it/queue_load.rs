@@ -2,7 +2,7 @@
 //! workers. Every job is acked exactly once, no project ever runs two jobs at once, and no
 //! project is starved while another has work.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

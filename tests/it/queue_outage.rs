@@ -3,7 +3,7 @@
 //! `QueueError::Unavailable`, and once Redis is back the same queue handle works again and every
 //! job accepted before the crash is still there.
 
-mod common;
+use crate::common;
 
 use std::net::TcpListener;
 use std::path::Path;

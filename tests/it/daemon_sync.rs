@@ -1,6 +1,6 @@
 //! The daemon end to end: real binary, real Postgres and Redis, in-process mock RetailCRM.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

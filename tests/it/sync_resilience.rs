@@ -2,8 +2,7 @@
 //! Postgres and the in-process mock RetailCRM (issue 5). Plus a throughput measurement
 //! (`--ignored`).
 
-mod common;
-mod sync_support;
+use crate::sync_support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};

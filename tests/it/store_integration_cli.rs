@@ -1,7 +1,7 @@
 //! `retailcrm-sync integration ...` end to end against a real Postgres: the key goes in through
 //! stdin or a file and never comes out; bad URLs and mappings are refused.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};

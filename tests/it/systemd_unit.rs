@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
-const UNIT: &str = include_str!("../systemd/retailcrm-sync.service");
+const UNIT: &str = include_str!("../../systemd/retailcrm-sync.service");
 
 /// section -> key -> every value (keys may repeat).
 fn parse_unit(text: &str) -> HashMap<String, HashMap<String, Vec<String>>> {

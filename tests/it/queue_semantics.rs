@@ -2,7 +2,7 @@
 //! (moved with a ManualClock, never slept), rate limits, dead letters, crash recovery, stalls,
 //! one running job per project, release, purge and Redis-down errors.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

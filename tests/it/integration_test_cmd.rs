@@ -1,7 +1,7 @@
 //! `retailcrm-sync integration test`: the seed's "test connection", against the mock RetailCRM
 //! and a real Postgres. A good key passes; a revoked key and a missing scope fail with a reason.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output};
 

@@ -1,6 +1,6 @@
 //! Integrations, runs and dead records against a real Postgres.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

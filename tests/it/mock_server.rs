@@ -299,7 +299,7 @@ async fn hammer(addr: std::net::SocketAddr, path: String, key: String, n: usize)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a speed goal, not a correctness check: run by hand with `cargo test --release --test mock_server -- --ignored`"]
+#[ignore = "a speed goal, not a correctness check: run by hand with `cargo test --release --test it mock_server -- --ignored`"]
 async fn serves_over_1000_requests_per_second() {
     let _heavy = HEAVY.lock().await;
     let m = mock(2_000, 500, 1).await;

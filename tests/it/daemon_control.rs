@@ -1,7 +1,7 @@
 //! The daemon's control plane end to end: reconcile on `ctl reload` and SIGHUP, config reload
 //! errors, a hostile control socket, and start-up (second daemon, stale socket, dead Postgres).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! --ignored --nocapture`; ignored by default because it measures, it does not check behaviour
 //! beyond row counts).
 
-mod common;
+use crate::common;
 
 use std::str::FromStr;
 use std::time::Instant;

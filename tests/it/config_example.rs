@@ -3,7 +3,7 @@
 
 use retailcrm_sync::config::Settings;
 
-const EXAMPLE: &str = include_str!("../config/retailcrm-sync.toml");
+const EXAMPLE: &str = include_str!("../../config/retailcrm-sync.toml");
 
 #[test]
 fn example_equals_defaults() {

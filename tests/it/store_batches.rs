@@ -1,6 +1,6 @@
 //! Store batch commits against a real Postgres (one fresh database per test).
 
-mod common;
+use crate::common;
 
 use std::str::FromStr;
 use std::time::Instant;

@@ -1,6 +1,6 @@
 //! Every migration goes up, down and up again; a platform-owned `projects` table survives down.
 
-mod common;
+use crate::common;
 
 use common::pg::TestDb;
 use diesel::QueryableByName;

@@ -1,8 +1,7 @@
 //! End-to-end tests of the sync engine: real Postgres (one database per test), the in-process
 //! mock RetailCRM, and expectations computed here from the mock's own data (issue 5).
 
-mod common;
-mod sync_support;
+use crate::sync_support;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
