@@ -5,13 +5,12 @@ cd "$(dirname "$0")/.."
 scripts/services.sh
 
 # A full disk makes the linker die with SIGBUS ("ld terminated with signal 7"), which reads like a
-# toolchain bug: say what it is before building. A cold build needs about 3 GiB.
+# toolchain bug: warn before building. A cold build with the tests takes about 2.2 GiB.
 mkdir -p target
 free_kib=$(df -Pk target | awk 'NR==2 {print $4}')
 if [ "${free_kib:-0}" -lt $((3 * 1024 * 1024)) ]; then
-  echo "test.sh: only $((free_kib / 1024)) MiB free where target/ lives; the build needs ~3 GiB." >&2
-  echo "test.sh: free disk space (cargo clean in other checkouts, drop old rcs_bench_* databases) and rerun." >&2
-  exit 1
+  echo "test.sh: warning: only $((free_kib / 1024)) MiB free where target/ lives; a cold build takes ~2.2 GiB." >&2
+  echo "test.sh: if linking fails with 'signal 7 [Bus error]', free disk space (cargo clean elsewhere) and rerun." >&2
 fi
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
