@@ -7,6 +7,7 @@ use diesel::sql_types::{Array, BigInt, Integer, Jsonb, Nullable, Text, Timestamp
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
+use super::prepared::prepared;
 use super::{Store, StoreError, op};
 use crate::model::Stream;
 
@@ -71,7 +72,7 @@ impl Store {
     /// The stored cursor of `(project_id, stream)`, or `Cursor::default()` when never synced.
     pub async fn load_cursor(&self, project_id: i64, stream: Stream) -> Result<Cursor, StoreError> {
         let mut conn = self.conn().await?;
-        let rows: Vec<CursorRow> = diesel::sql_query(
+        let rows: Vec<CursorRow> = prepared(
             "SELECT since_id, snapshot_page, version FROM sync_cursors \
              WHERE project_id = $1 AND stream = $2",
         )
@@ -98,7 +99,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<DeadRecord>, StoreError> {
         let mut conn = self.conn().await?;
-        diesel::sql_query(
+        prepared(
             "SELECT id, stream, entity_id, raw, reason, created_at FROM dead_records \
              WHERE project_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
         )
@@ -121,7 +122,7 @@ pub(crate) async fn compare_and_set(
     next: &Cursor,
 ) -> Result<Cursor, StoreError> {
     let rows: Vec<CursorRow> = if expected.version == 0 {
-        diesel::sql_query(
+        prepared(
             "INSERT INTO sync_cursors (project_id, stream, since_id, snapshot_page, version) \
              VALUES ($1, $2, $3, $4, 1) ON CONFLICT (project_id, stream) DO NOTHING \
              RETURNING since_id, snapshot_page, version",
@@ -134,7 +135,7 @@ pub(crate) async fn compare_and_set(
         .await
         .map_err(op("insert cursor"))?
     } else {
-        diesel::sql_query(
+        prepared(
             "UPDATE sync_cursors SET since_id = $3, snapshot_page = $4, version = version + 1, \
              updated_at = now() WHERE project_id = $1 AND stream = $2 AND version = $5 \
              RETURNING since_id, snapshot_page, version",
@@ -178,7 +179,7 @@ pub(crate) async fn insert_poison(
         .iter()
         .map(|p| super::scrub::text(&p.reason).into_owned())
         .collect();
-    diesel::sql_query(
+    prepared(
         "INSERT INTO dead_records (project_id, stream, entity_id, raw, reason) \
          SELECT $1, s, e, r, why FROM UNNEST($2::text[], $3::bigint[], $4::jsonb[], $5::text[]) \
          AS t(s, e, r, why)",

@@ -4,7 +4,8 @@
 //! the stream's cursor by compare-and-set, so a cursor never moves without its rows.
 //!
 //! Files: [`migrations`] (embedded schema), [`integrations`], [`users`] (customer -> user
-//! resolution), [`orders`], [`cursors`] (cursor CAS and poison records), [`runs`], [`schema`]
+//! resolution), [`orders`], [`cursors`] (cursor CAS and poison records), [`runs`], [`prepared`]
+//! (cached raw statements of the batch path), [`schema`]
 //! (diesel `table!` definitions).
 
 use std::time::Duration;
@@ -22,6 +23,7 @@ pub mod cursors;
 pub mod integrations;
 pub mod migrations;
 pub mod orders;
+pub mod prepared;
 pub mod runs;
 pub mod schema;
 mod scrub;

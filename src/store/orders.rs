@@ -19,6 +19,7 @@ use diesel::sql_types::{Array, BigInt, Nullable, Numeric, Text, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::cursors::{self, Cursor, PoisonRecord};
+use super::prepared::prepared;
 use super::users::{Contact, UserIndex};
 use super::{Store, StoreError, lock_users, op};
 use crate::model::{OrderRecord, OrderStatus, Stream};
@@ -188,7 +189,7 @@ impl Store {
             let deleted = if deleted_order_ids.is_empty() {
                 0
             } else {
-                diesel::sql_query(
+                prepared(
                     "UPDATE orders SET deleted_at = now(), updated_at = now() \
                      WHERE project_id = $1 AND retailcrm_order_id = ANY($2) \
                      AND deleted_at IS NULL",
@@ -280,7 +281,7 @@ async fn load_orders(
     }
     let rids: Vec<i64> = batch.iter().map(|o| o.retailcrm_id).collect();
     let numbers: Vec<&str> = batch.iter().map(|o| o.number.as_str()).collect();
-    diesel::sql_query(
+    prepared(
         // One unique-index probe per key (LATERAL), then the rows by primary key. The plain
         // `project_id = $1 AND (a = ANY OR b = ANY)` form lets the planner scan the whole
         // project when its statistics are stale, which they always are during a first sync.
@@ -309,7 +310,7 @@ async fn write_orders(
     project_id: i64,
     rows: &[OrderRow],
 ) -> Result<(), StoreError> {
-    diesel::sql_query(
+    prepared(
         "WITH t AS (SELECT * FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::bigint[], \
            $6::text[], $7::text[], $8::numeric[], $9::text[], $10::timestamptz[]) \
            AS t(id, user_id, num, rid, status, rstatus, total, currency, ordered_at)), \

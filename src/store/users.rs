@@ -21,6 +21,7 @@ use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::cursors::{self, Cursor, PoisonRecord};
+use super::prepared::prepared;
 use super::{Store, StoreError, lock_users, op};
 use crate::model::{CustomerRecord, Stream};
 
@@ -103,7 +104,7 @@ impl UserIndex {
         if cids.is_empty() && emails.is_empty() && phones.is_empty() {
             return Ok(index);
         }
-        let rows: Vec<UserRow> = diesel::sql_query(
+        let rows: Vec<UserRow> = prepared(
             // One index probe per key (LATERAL), then the rows by primary key, so the plan
             // does not depend on statistics that are stale during a first sync.
             "SELECT id, email, phone, first_name, last_name, retailcrm_customer_id, deleted_at \
@@ -264,7 +265,7 @@ impl UserIndex {
                 #[diesel(sql_type = BigInt)]
                 id: i64,
             }
-            let ids: Vec<Id> = diesel::sql_query(
+            let ids: Vec<Id> = prepared(
                 "SELECT nextval(pg_get_serial_sequence('users', 'id')) AS id \
                  FROM generate_series(1, $1)",
             )
@@ -309,7 +310,7 @@ async fn write_users(
     project_id: i64,
     rows: &[(&UserRow, bool)],
 ) -> Result<(), StoreError> {
-    diesel::sql_query(
+    prepared(
         "WITH t AS (SELECT * FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], \
            $6::text[], $7::bigint[], $8::timestamptz[], $9::bool[]) \
            AS t(id, email, phone, first_name, last_name, cid, deleted_at, is_new)), \
@@ -410,7 +411,7 @@ impl Store {
             let deleted = if deleted_customer_ids.is_empty() {
                 0
             } else {
-                diesel::sql_query(
+                prepared(
                     "UPDATE users SET deleted_at = now(), updated_at = now() \
                      WHERE project_id = $1 AND retailcrm_customer_id = ANY($2) \
                      AND deleted_at IS NULL",
