@@ -655,6 +655,9 @@ fn render_status(status: &DaemonStatus, now: DateTime<Utc>) -> String {
             status.restart_required.join(", ")
         ));
     }
+    for warning in &status.warnings {
+        out.push_str(&format!("! {warning}\n"));
+    }
     if status.projects.is_empty() {
         out.push_str("no active projects\n");
         return out;
@@ -995,12 +998,14 @@ mod tests {
             config_path: "/etc/retailcrm-sync/retailcrm-sync.toml".into(),
             config_error: Some("database.url: missing".into()),
             restart_required: vec!["control.socket_path".into()],
+            warnings: vec!["Redis keeps nothing on disk".into()],
             projects: vec![p],
         };
         let text = render_status(&status, now);
         assert!(text.contains("up 1h01m"), "{text}");
         assert!(text.contains("last reload failed"), "{text}");
         assert!(text.contains("control.socket_path"), "{text}");
+        assert!(text.contains("! Redis keeps nothing on disk"), "{text}");
         assert!(text.contains("failed (5 restarts)"), "{text}");
         assert!(text.contains("1m30s ago [permanent]: HTTP 401"), "{text}");
     }

@@ -360,6 +360,10 @@ pub struct DaemonStatus {
     /// Settings changed in the file that only take effect after a restart (e.g. `database.url`).
     #[serde(default)]
     pub restart_required: Vec<String>,
+    /// Problems of the daemon's environment to fix, each saying what to do (e.g. Redis keeps
+    /// nothing on disk). Empty when all is well.
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// One entry per project (only the asked one when `status` named a project).
     pub projects: Vec<ProjectStatus>,
 }

@@ -180,6 +180,10 @@ async fn start(
         JobQueue::connect(&settings.redis.url, queue_options(&settings), clock.clone())
     })
     .await?;
+    let warnings = queue.durability_warnings().await;
+    for w in &warnings {
+        warn!("{w}");
+    }
 
     let worker_id = new_worker_id();
     info!(worker_id = %worker_id, socket = %settings.control.socket_path, "daemon starting");
@@ -190,6 +194,7 @@ async fn start(
         config_path,
         clock,
         worker_id,
+        warnings,
         done,
     })
     .start();

@@ -65,6 +65,8 @@ pub struct SupervisorArgs {
     pub config_path: PathBuf,
     pub clock: SharedClock,
     pub worker_id: String,
+    /// What the start-up checks found for the operator to fix (shown in `status`).
+    pub warnings: Vec<String>,
     /// Cancelled by the supervisor when the daemon may exit.
     pub done: CancellationToken,
 }
@@ -96,6 +98,9 @@ pub struct Supervisor {
     started_at: DateTime<Utc>,
     config_error: Option<String>,
     restart_required: Vec<String>,
+    /// Problems of the environment an operator should fix (e.g. Redis without persistence),
+    /// checked at start and on every reload.
+    warnings: Vec<String>,
     next_generation: u64,
     shutting_down: bool,
     /// The periodic reconcile timer (re-armed when a reload changes its interval).
@@ -122,6 +127,7 @@ impl Supervisor {
             started_at,
             config_error: None,
             restart_required: Vec::new(),
+            warnings: args.warnings,
             next_generation: 1,
             shutting_down: false,
             reconcile_timer: None,
@@ -348,9 +354,26 @@ impl Supervisor {
                 Ok(restart)
             }
         };
+        self.check_redis(ctx);
         notify::ready();
         notify::status(&self.status_line());
         result
+    }
+
+    /// Asks Redis again whether it keeps the queue on disk and does not evict it (an operator
+    /// may have fixed it since); what is wrong goes to the log and to `status`.
+    fn check_redis(&mut self, ctx: &mut Context<Self>) {
+        let queue = self.queue.clone();
+        ctx.spawn(
+            async move { queue.durability_warnings().await }
+                .into_actor(self)
+                .map(|warnings, act, _| {
+                    for w in &warnings {
+                        warn!("{w}");
+                    }
+                    act.warnings = warnings;
+                }),
+        );
     }
 
     /// (Re)starts the periodic reconcile at `daemon.reconcile_interval_secs`.
@@ -661,6 +684,7 @@ impl Supervisor {
             config_path: self.config_path.display().to_string(),
             config_error: self.config_error.clone(),
             restart_required: self.restart_required.clone(),
+            warnings: self.warnings.clone(),
             projects: Vec::new(),
         };
         async move {

@@ -36,6 +36,7 @@
 //! their wall-clock ms); scripts address job keys they are not given, so Redis Cluster is not
 //! supported (a single Redis or Sentinel is).
 
+mod durability;
 mod error;
 mod job;
 mod scripts;
@@ -52,6 +53,7 @@ use tracing::{debug, info, warn};
 
 use crate::clock::SharedClock;
 
+pub use durability::RedisDurability;
 pub use error::QueueError;
 pub use job::{
     ActiveInfo, CompletedJob, DeadJob, DeadReason, Enqueued, FailOutcome, FailureClass, Job,

@@ -107,6 +107,7 @@ async fn fake_supervisor(mut rx: mpsc::Receiver<ControlCall>, sim: Arc<Mutex<Job
                         config_path: "/etc/retailcrm-sync/retailcrm-sync.toml".into(),
                         config_error: None,
                         restart_required: vec![],
+                        warnings: vec![],
                         projects: vec![project(&mut sim)],
                     })
                 }

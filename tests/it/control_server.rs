@@ -107,6 +107,7 @@ async fn fake_supervisor(mut rx: mpsc::Receiver<ControlCall>) {
                         config_path: "/etc/x.toml".into(),
                         config_error: None,
                         restart_required: vec![],
+                        warnings: vec![],
                         projects,
                     })
                 }

@@ -6,6 +6,7 @@ use crate::common;
 use std::time::Duration;
 
 use common::daemon::{DaemonOpts, Env, mock};
+use common::redis::{PrivateRedis, free_port};
 use retailcrm_sync::control::protocol::Request;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -121,6 +122,54 @@ async fn reload_and_sighup_reconcile_integrations() {
         !logs.contains(&a.api_key)
             && !logs.contains(&b.api_key)
             && !logs.contains("another-key-0123456789")
+    );
+}
+
+/// The daemon says when its Redis would lose the queue: quiet on a Redis with AOF and no
+/// eviction; after persistence is switched off and an evicting policy set, the next reload puts
+/// both in `status` (and the table) with what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_without_persistence_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("redis://127.0.0.1:{port}/");
+    let _redis = PrivateRedis::start(dir.path(), port);
+    let env = Env::new(DaemonOpts::default()).await;
+    let mut daemon = env.spawn_with_env(&[("RETAILCRM_SYNC__REDIS__URL", url.as_str())]);
+    daemon.wait_ready(Duration::from_secs(20)).await;
+    // Checked before the daemon answers: the first status is the verdict.
+    assert_eq!(daemon.status().await.warnings, Vec::<String>::new());
+
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for (key, value) in [("appendonly", "no"), ("maxmemory-policy", "allkeys-lru")] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(key)
+            .arg(value)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    daemon.signal(libc::SIGHUP);
+    let s = daemon
+        .wait_status("warnings", Duration::from_secs(10), |s| {
+            s.warnings.len() == 2
+        })
+        .await;
+    assert!(
+        s.warnings[0].contains("keeps nothing on disk"),
+        "{:?}",
+        s.warnings
+    );
+    assert!(s.warnings[0].contains("appendonly yes"), "{:?}", s.warnings);
+    assert!(s.warnings[1].contains("allkeys-lru"), "{:?}", s.warnings);
+    let (code, out, _) = daemon.ctl(&["status"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("! Redis keeps nothing on disk"), "{out}");
+    assert!(
+        env.logs().contains("keeps nothing on disk"),
+        "logged as well"
     );
 }
 

@@ -3,6 +3,11 @@
 //! keys at the end: hold a [`PrefixGuard`] (cleans up even when the test panics) or call
 //! [`cleanup`].
 
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
 use retailcrm_sync::clock::SharedClock;
 use retailcrm_sync::queue::{JobQueue, QueueOptions};
 
@@ -119,4 +124,60 @@ impl Drop for PrefixGuard {
             let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(chunk).query(&mut conn);
         }
     }
+}
+
+/// A private redis-server child (AOF with `appendfsync always`, no eviction) for tests that
+/// crash Redis or change its settings, so the shared Redis is never disturbed; killed on drop.
+pub struct PrivateRedis {
+    child: Child,
+}
+
+impl PrivateRedis {
+    pub fn start(dir: &Path, port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--maxmemory-policy",
+                "noeviction",
+            ])
+            .args(["--dir", dir.to_str().expect("utf-8 temp dir")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/services.sh installs it)");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child }
+    }
+
+    /// Like `kill -9`: no shutdown, no final save.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
