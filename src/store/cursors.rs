@@ -18,6 +18,9 @@ pub struct Cursor {
     pub since_id: Option<i64>,
     /// During the first full listing: the next page to fetch; `None` outside it.
     pub snapshot_page: Option<i32>,
+    /// During the first full listing: the list's `totalCount` when the last page was read, so
+    /// a snapshot resumed later notices deletions made meanwhile; `None` outside it.
+    pub snapshot_total: Option<i64>,
     /// Bumped by every commit; a commit must present the version it read.
     pub version: i64,
 }
@@ -64,8 +67,21 @@ struct CursorRow {
     since_id: Option<i64>,
     #[diesel(sql_type = Nullable<Integer>)]
     snapshot_page: Option<i32>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    snapshot_total: Option<i64>,
     #[diesel(sql_type = BigInt)]
     version: i64,
+}
+
+impl From<CursorRow> for Cursor {
+    fn from(r: CursorRow) -> Self {
+        Cursor {
+            since_id: r.since_id,
+            snapshot_page: r.snapshot_page,
+            snapshot_total: r.snapshot_total,
+            version: r.version,
+        }
+    }
 }
 
 impl Store {
@@ -73,7 +89,7 @@ impl Store {
     pub async fn load_cursor(&self, project_id: i64, stream: Stream) -> Result<Cursor, StoreError> {
         let mut conn = self.conn().await?;
         let rows: Vec<CursorRow> = prepared(
-            "SELECT since_id, snapshot_page, version FROM sync_cursors \
+            "SELECT since_id, snapshot_page, snapshot_total, version FROM sync_cursors \
              WHERE project_id = $1 AND stream = $2",
         )
         .bind::<BigInt, _>(project_id)
@@ -84,11 +100,7 @@ impl Store {
         Ok(rows
             .into_iter()
             .next()
-            .map(|r| Cursor {
-                since_id: r.since_id,
-                snapshot_page: r.snapshot_page,
-                version: r.version,
-            })
+            .map(Cursor::from)
             .unwrap_or_default())
     }
 
@@ -123,38 +135,38 @@ pub(crate) async fn compare_and_set(
 ) -> Result<Cursor, StoreError> {
     let rows: Vec<CursorRow> = if expected.version == 0 {
         prepared(
-            "INSERT INTO sync_cursors (project_id, stream, since_id, snapshot_page, version) \
-             VALUES ($1, $2, $3, $4, 1) ON CONFLICT (project_id, stream) DO NOTHING \
-             RETURNING since_id, snapshot_page, version",
+            "INSERT INTO sync_cursors \
+             (project_id, stream, since_id, snapshot_page, snapshot_total, version) \
+             VALUES ($1, $2, $3, $4, $5, 1) ON CONFLICT (project_id, stream) DO NOTHING \
+             RETURNING since_id, snapshot_page, snapshot_total, version",
         )
         .bind::<BigInt, _>(project_id)
         .bind::<Text, _>(stream.as_str())
         .bind::<Nullable<BigInt>, _>(next.since_id)
         .bind::<Nullable<Integer>, _>(next.snapshot_page)
+        .bind::<Nullable<BigInt>, _>(next.snapshot_total)
         .load(conn)
         .await
         .map_err(op("insert cursor"))?
     } else {
         prepared(
-            "UPDATE sync_cursors SET since_id = $3, snapshot_page = $4, version = version + 1, \
-             updated_at = now() WHERE project_id = $1 AND stream = $2 AND version = $5 \
-             RETURNING since_id, snapshot_page, version",
+            "UPDATE sync_cursors SET since_id = $3, snapshot_page = $4, snapshot_total = $6, \
+             version = version + 1, updated_at = now() \
+             WHERE project_id = $1 AND stream = $2 AND version = $5 \
+             RETURNING since_id, snapshot_page, snapshot_total, version",
         )
         .bind::<BigInt, _>(project_id)
         .bind::<Text, _>(stream.as_str())
         .bind::<Nullable<BigInt>, _>(next.since_id)
         .bind::<Nullable<Integer>, _>(next.snapshot_page)
         .bind::<BigInt, _>(expected.version)
+        .bind::<Nullable<BigInt>, _>(next.snapshot_total)
         .load(conn)
         .await
         .map_err(op("advance cursor"))?
     };
     match rows.into_iter().next() {
-        Some(r) => Ok(Cursor {
-            since_id: r.since_id,
-            snapshot_page: r.snapshot_page,
-            version: r.version,
-        }),
+        Some(r) => Ok(Cursor::from(r)),
         None => Err(StoreError::CursorConflict {
             project_id,
             stream,

@@ -70,6 +70,7 @@ diesel::table! {
         stream -> Text,
         since_id -> Nullable<BigInt>,
         snapshot_page -> Nullable<Integer>,
+        snapshot_total -> Nullable<BigInt>,
         version -> BigInt,
         updated_at -> Timestamptz,
     }

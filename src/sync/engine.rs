@@ -26,11 +26,13 @@
 //! page; it would never be fetched (it did not change, so history does not name it either).
 //! Every page carries the list's `totalCount`: when it shrinks between two pages, the snapshot
 //! steps back as many pages as entities disappeared and reads them again (repeats are harmless
-//! upserts). New entities only push others to later pages (read twice, harmless). Not covered:
-//! (a) deletions while a snapshot is suspended between two runs (the previous page's count is
-//! not stored), and (b) a list served oldest first where creations and deletions between two
-//! pages cancel out in `totalCount`. A later `since_id` replay does not repair either (the
-//! skipped entity has no history); a fresh first sync (cursor reset) does.
+//! upserts). New entities only push others to later pages (read twice, harmless). The count is
+//! stored with the cursor (`snapshot_total`), so a snapshot suspended between two runs (stop,
+//! crash, failed attempt) compares the first page it reads with the count of the last page
+//! committed and steps back the same way. Not covered: a list served oldest first where
+//! creations and deletions between two pages cancel out in `totalCount`; a later `since_id`
+//! replay does not repair that (the skipped entity has no history), a fresh first sync
+//! (cursor reset) does.
 //!
 //! # Order -> user links are resolved when an order is written
 //! Customers sharing an e-mail or phone are one user (the store's rule). If the customer owning
@@ -147,6 +149,8 @@ struct Batch {
     /// Cursor after this batch (the version is filled in by the writer).
     next_since_id: Option<i64>,
     next_snapshot_page: Option<i32>,
+    /// The list's `totalCount` stored with `next_snapshot_page` (see [`Cursor::snapshot_total`]).
+    next_snapshot_total: Option<i64>,
     /// Total entities of the phase, when the API says.
     total: Option<u64>,
 }
@@ -283,6 +287,7 @@ impl Engine {
             .map_err(|e| self.store_err(e, stream))?;
         batch.next_since_id = cursor.since_id;
         batch.next_snapshot_page = cursor.snapshot_page;
+        batch.next_snapshot_total = cursor.snapshot_total;
         self.commit(stream, &cursor, batch, progress, counts)
             .await?;
         Ok(())
@@ -311,6 +316,7 @@ impl Engine {
             let next = Cursor {
                 since_id: Some(anchor),
                 snapshot_page: Some(1),
+                snapshot_total: None,
                 version: cursor.version,
             };
             cursor = self.commit_cursor_only(stream, &cursor, &next).await?;
@@ -320,9 +326,17 @@ impl Engine {
         if let Some(page) = cursor.snapshot_page {
             let done = u64::try_from(page - 1).unwrap_or(0) * u64::from(self.page_size);
             progress.begin(stream, "snapshot", done, None);
+            let seen_total = cursor.snapshot_total.and_then(|t| u64::try_from(t).ok());
             cursor = self
                 .run_pipeline(stream, cursor.clone(), progress, counts, |tx| {
-                    self.produce_snapshot(stream, page, cursor.since_id, ctx.as_ref(), tx)
+                    self.produce_snapshot(
+                        stream,
+                        page,
+                        seen_total,
+                        cursor.since_id,
+                        ctx.as_ref(),
+                        tx,
+                    )
                 })
                 .await?;
         }
@@ -385,17 +399,19 @@ impl Engine {
     }
 
     /// Pages through the full list from `first_page`; each page is one batch whose cursor
-    /// points at the next page (or ends the snapshot).
+    /// points at the next page (or ends the snapshot). `seen_total` is the list's size when
+    /// the page before `first_page` was read (stored with the cursor by an earlier run).
     async fn produce_snapshot(
         &self,
         stream: Stream,
         first_page: i32,
+        seen_total: Option<u64>,
         anchor: Option<i64>,
         ctx: Option<&MappingContext>,
         tx: mpsc::Sender<Batch>,
     ) -> Result<(), SyncError> {
         let mut page = first_page.max(1) as u32;
-        let mut prev_total: Option<u64> = None;
+        let mut prev_total: Option<u64> = seen_total;
         loop {
             let (mut batch, pagination) = self.fetch_page(stream, page, ctx).await?;
             // The list shrank since the previous page: entities on pages already read were
@@ -421,6 +437,7 @@ impl Engine {
             batch.total = Some(pagination.total_count);
             batch.next_since_id = anchor;
             batch.next_snapshot_page = next.map(|p| i32::try_from(p).unwrap_or(i32::MAX));
+            batch.next_snapshot_total = next.and(i64::try_from(pagination.total_count).ok());
             if tx.send(batch).await.is_err() {
                 return Ok(()); // the writer stopped; its error is reported
             }
@@ -468,6 +485,7 @@ impl Engine {
             batch.history_records = walk.records;
             batch.next_since_id = Some(stored.map_or(last_id, |s| s.max(last_id)));
             batch.next_snapshot_page = None;
+            batch.next_snapshot_total = None;
             if tx.send(batch).await.is_err() {
                 return Ok(());
             }
@@ -491,6 +509,7 @@ impl Engine {
         let next = Cursor {
             since_id: batch.next_since_id,
             snapshot_page: batch.next_snapshot_page,
+            snapshot_total: batch.next_snapshot_total,
             version: expected.version,
         };
         let started = Instant::now();
@@ -757,6 +776,7 @@ impl Batch {
             history_records: 0,
             next_since_id: None,
             next_snapshot_page: None,
+            next_snapshot_total: None,
             total: None,
         }
     }
@@ -768,6 +788,7 @@ impl Batch {
         self.history_records += later.history_records;
         self.next_since_id = later.next_since_id;
         self.next_snapshot_page = later.next_snapshot_page;
+        self.next_snapshot_total = later.next_snapshot_total;
         if later.total.is_some() {
             self.total = later.total;
         }

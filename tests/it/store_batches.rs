@@ -54,6 +54,7 @@ fn next(c: &Cursor, since: i64) -> Cursor {
     Cursor {
         since_id: Some(since),
         snapshot_page: None,
+        snapshot_total: None,
         version: c.version,
     }
 }

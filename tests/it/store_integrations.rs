@@ -182,7 +182,8 @@ async fn poison_is_stored_with_the_batch() {
     let c0 = Cursor::default();
     let next = Cursor {
         since_id: Some(3),
-        snapshot_page: None,
+        snapshot_page: Some(4),
+        snapshot_total: Some(1234),
         version: 0,
     };
     let out = store
@@ -193,9 +194,15 @@ async fn poison_is_stored_with_the_batch() {
         out.cursor,
         Cursor {
             since_id: Some(3),
-            snapshot_page: None,
+            snapshot_page: Some(4),
+            snapshot_total: Some(1234),
             version: 1
         }
+    );
+    assert_eq!(
+        store.load_cursor(1, Stream::Customers).await.unwrap(),
+        out.cursor,
+        "the whole cursor, page and count included, is stored"
     );
     let dead = store.dead_records(1, 10).await.unwrap();
     assert_eq!(dead.len(), 1);

@@ -50,6 +50,7 @@ async fn twenty_thousand_orders() {
         let next = Cursor {
             since_id: Some(chunk[0].retailcrm_id),
             snapshot_page: None,
+            snapshot_total: None,
             version: cursor.version,
         };
         cursor = store
@@ -64,6 +65,7 @@ async fn twenty_thousand_orders() {
         let next = Cursor {
             since_id: Some(chunk[0].retailcrm_id),
             snapshot_page: None,
+            snapshot_total: None,
             version: cursor.version,
         };
         cursor = store

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use retailcrm_sync::mock::FaultConfig;
 use retailcrm_sync::model::Stream;
+use retailcrm_sync::store::Cursor;
 use retailcrm_sync::sync::{JobSpec, Progress, RunCounts, SyncError};
 use sync_support::{DbOrder, PROJECT, Spec, World, assert_level_with_mock, count, route_diff};
 
@@ -167,25 +168,17 @@ async fn killed_at_twenty_points_ends_like_an_uninterrupted_run() {
     assert_eq!(u1, u2, "users differ from an uninterrupted run");
 }
 
-/// 3b. A snapshot interrupted half-way resumes at its page, not at page 1.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn interrupted_snapshot_resumes_from_its_page() {
-    let w = World::new(Spec {
-        orders: 800,
-        customers: 10,
-        seed: 32,
-        page_size: 20,
-        ..Spec::default()
-    })
-    .await;
+/// Runs an orders sync until its snapshot has committed `page` pages, kills it, and waits for
+/// a commit in flight to land; returns the cursor the next run starts from.
+async fn suspend_snapshot_after_page(w: &World, page: i32) -> Cursor {
     w.mock.set_faults(FaultConfig {
         slow_ms: 3,
         ..FaultConfig::default()
     });
-    let (task, _p) = spawn_run(&w, JobSpec::Orders { since_id: None });
+    let (task, _p) = spawn_run(w, JobSpec::Orders { since_id: None });
     loop {
         let c = w.store.load_cursor(PROJECT, Stream::Orders).await.unwrap();
-        if c.snapshot_page.is_some_and(|p| p >= 15) {
+        if c.snapshot_page.is_some_and(|p| p >= page) {
             break;
         }
         assert!(!task.is_finished(), "snapshot finished before the kill");
@@ -203,11 +196,26 @@ async fn interrupted_snapshot_resumes_from_its_page() {
         }
         cursor = again;
     }
+    w.mock.set_faults(FaultConfig::default());
+    cursor
+}
+
+/// 3b. A snapshot interrupted half-way resumes at its page, not at page 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_snapshot_resumes_from_its_page() {
+    let w = World::new(Spec {
+        orders: 800,
+        customers: 10,
+        seed: 32,
+        page_size: 20,
+        ..Spec::default()
+    })
+    .await;
+    let cursor = suspend_snapshot_after_page(&w, 15).await;
     let k = cursor.snapshot_page.expect("still in the snapshot") as u64;
     let total_pages = (w.mock.orders_snapshot().len() as u64).div_ceil(20);
     assert!(k > 1 && k < total_pages, "page {k} of {total_pages}");
 
-    w.mock.set_faults(FaultConfig::default());
     let before = w.routes();
     w.run(JobSpec::Orders { since_id: None }).await.unwrap();
     let diff = route_diff(&before, &w.routes());
@@ -355,6 +363,46 @@ async fn deletions_during_a_snapshot_do_not_skip_entities() {
     for id in deleted {
         assert!(rows.iter().any(|r| r.rid == id && r.deleted));
     }
+}
+
+/// The same hazard across runs: the snapshot is suspended (killed) after some pages, orders on
+/// pages already read are deleted, and the next run resumes. The count stored with the cursor
+/// tells it the list shrank; without it the orders that moved onto the last page read would
+/// never be fetched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletions_while_a_snapshot_is_suspended_do_not_skip_entities() {
+    let w = World::new(Spec {
+        orders: 800,
+        customers: 10,
+        seed: 35,
+        page_size: 20,
+        ..Spec::default()
+    })
+    .await;
+    let cursor = suspend_snapshot_after_page(&w, 10).await;
+    let total = cursor
+        .snapshot_total
+        .expect("the count is stored with the page");
+    assert_eq!(total, w.mock.orders_snapshot().len() as i64);
+    let deleted: Vec<i64> = {
+        let mut st = w.mock.state();
+        let newest: Vec<i64> = st.order_ids().iter().rev().take(5).copied().collect();
+        for id in &newest {
+            assert!(st.delete_order(*id, "user"));
+        }
+        newest
+    };
+    w.run(JobSpec::Orders { since_id: None }).await.unwrap();
+    assert_level_with_mock(&w, &HashMap::new(), &HashMap::new()).await;
+    let rows = w.orders().await;
+    for id in deleted {
+        assert!(
+            rows.iter().any(|r| r.rid == id && r.deleted),
+            "{id} marked deleted"
+        );
+    }
+    let done = w.store.load_cursor(PROJECT, Stream::Orders).await.unwrap();
+    assert_eq!((done.snapshot_page, done.snapshot_total), (None, None));
 }
 
 /// Throughput of a first full sync of a 20,000-order account (debug build unless run with

@@ -1,0 +1,1 @@
+ALTER TABLE sync_cursors DROP COLUMN snapshot_total;
