@@ -653,14 +653,10 @@ async fn orders_edit(
     Path(key): Path<String>,
     Form(form): Form<Pairs>,
 ) -> Response {
-    let order = match entity_field(&form, "order") {
+    let (order, by) = match edit_fields(&form, "order") {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let by = param(&form, "by").unwrap_or("externalId").to_string();
-    if by != "id" && by != "externalId" {
-        return input_error("by", "The value you selected is not a valid choice.");
-    }
     let mut st = shared.write();
     match st.api_edit_order(&key, &by, &order) {
         Ok(id) => {
@@ -673,6 +669,20 @@ async fn orders_edit(
         }
         Err(e) => write_error(e),
     }
+}
+
+/// The entity JSON and the `by` parameter (`externalId` by default, as RetailCRM) of an edit.
+#[allow(clippy::result_large_err)] // the error is the finished HTTP answer, built once
+fn edit_fields(form: &Pairs, entity: &str) -> Result<(Value, String), Response> {
+    let value = entity_field(form, entity)?;
+    let by = param(form, "by").unwrap_or("externalId").to_string();
+    if by != "id" && by != "externalId" {
+        return Err(input_error(
+            "by",
+            "The value you selected is not a valid choice.",
+        ));
+    }
+    Ok((value, by))
 }
 
 async fn customers_create(State(shared): State<AppState>, Form(form): Form<Pairs>) -> Response {
@@ -691,14 +701,10 @@ async fn customers_edit(
     Path(key): Path<String>,
     Form(form): Form<Pairs>,
 ) -> Response {
-    let customer = match entity_field(&form, "customer") {
+    let (customer, by) = match edit_fields(&form, "customer") {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let by = param(&form, "by").unwrap_or("externalId").to_string();
-    if by != "id" && by != "externalId" {
-        return input_error("by", "The value you selected is not a valid choice.");
-    }
     match shared.write().api_edit_customer(&key, &by, &customer) {
         Ok(id) => json_response(StatusCode::OK, &json!({"success": true, "id": id})),
         Err(e) => write_error(e),
