@@ -21,6 +21,9 @@ pub const TRIGGER_KINDS: &[&str] = &[
     "sync_all",
     "sync_order",
     "sync_customer",
+    "resync_orders",
+    "resync_customers",
+    "resync_all",
 ];
 
 /// One request from a control client.

@@ -17,6 +17,7 @@ use super::board::{LiveError, LiveJob, LiveState, StatusBoard};
 use crate::clock::SharedClock;
 use crate::control::protocol::{FinishedJob, JobOutcome};
 use crate::crm::{CrmClient, ErrorClass};
+use crate::model::Stream;
 use crate::queue::{FailOutcome, FailureClass, JobKind, JobQueue, Lease, QueueError};
 use crate::store::{Integration, RunOutcome, Store};
 use crate::sync::{Engine, JobSpec, Progress, RunCounts, SyncError};
@@ -62,6 +63,13 @@ pub fn job_spec(kind: &JobKind, since_id: Option<i64>) -> JobSpec {
         JobKind::SyncAll => JobSpec::All { since_id },
         JobKind::SyncOrder { id } => JobSpec::Order { id: *id },
         JobKind::SyncCustomer { id } => JobSpec::Customer { id: *id },
+        JobKind::ResyncOrders => JobSpec::Resync {
+            stream: Some(Stream::Orders),
+        },
+        JobKind::ResyncCustomers => JobSpec::Resync {
+            stream: Some(Stream::Customers),
+        },
+        JobKind::ResyncAll => JobSpec::Resync { stream: None },
     }
 }
 

@@ -91,7 +91,7 @@ impl Scheduler {
             .board
             .get(self.project_id)
             .and_then(|p| p.running)
-            .is_some_and(|j| j.kind == JobKind::SyncAll.to_string());
+            .is_some_and(|j| j.kind.parse::<JobKind>().is_ok_and(|k| k.covers_project()));
         if running_all {
             debug!(
                 project_id = self.project_id,
@@ -118,7 +118,7 @@ impl Scheduler {
                         if stats
                             .active
                             .as_ref()
-                            .is_some_and(|a| a.job.kind == JobKind::SyncAll) =>
+                            .is_some_and(|a| a.job.kind.covers_project()) =>
                     {
                         debug!(project_id, "periodic sync skipped: a sync_all holds the project's lease");
                         return;

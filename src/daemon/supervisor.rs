@@ -782,9 +782,13 @@ pub fn parse_kind(kind: &str, entity_id: Option<i64>) -> Result<JobKind, String>
         "sync_all" => JobKind::SyncAll,
         "sync_order" => JobKind::SyncOrder { id: need_id(kind)? },
         "sync_customer" => JobKind::SyncCustomer { id: need_id(kind)? },
+        "resync_orders" => JobKind::ResyncOrders,
+        "resync_customers" => JobKind::ResyncCustomers,
+        "resync_all" => JobKind::ResyncAll,
         other => {
             return Err(format!(
-                "unknown job kind `{other}`; use sync_all, sync_orders, sync_customers, sync_order or sync_customer"
+                "unknown job kind `{other}`; use one of: {}",
+                crate::control::protocol::TRIGGER_KINDS.join(", ")
             ));
         }
     })

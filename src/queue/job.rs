@@ -28,6 +28,13 @@ pub enum JobKind {
         /// RetailCRM customer id.
         id: i64,
     },
+    /// Full refresh of the orders stream: forget its cursor and read every order again (a
+    /// snapshot, then history from a new anchor). Repairs rows changed behind the daemon's back.
+    ResyncOrders,
+    /// Full refresh of the customers stream.
+    ResyncCustomers,
+    /// Full refresh of both streams (customers first).
+    ResyncAll,
 }
 
 impl fmt::Display for JobKind {
@@ -38,15 +45,26 @@ impl fmt::Display for JobKind {
             JobKind::SyncAll => f.write_str("sync_all"),
             JobKind::SyncOrder { id } => write!(f, "sync_order({id})"),
             JobKind::SyncCustomer { id } => write!(f, "sync_customer({id})"),
+            JobKind::ResyncOrders => f.write_str("resync_orders"),
+            JobKind::ResyncCustomers => f.write_str("resync_customers"),
+            JobKind::ResyncAll => f.write_str("resync_all"),
         }
+    }
+}
+
+impl JobKind {
+    /// True for the kinds that sync every enabled stream of the project (`sync_all`,
+    /// `resync_all`): while one runs, a periodic `sync_all` would only repeat it.
+    pub fn covers_project(&self) -> bool {
+        matches!(self, JobKind::SyncAll | JobKind::ResyncAll)
     }
 }
 
 /// Error from parsing a [`JobKind`] written as by its `Display` (e.g. `sync_order(42)`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown job kind {0:?}; expected sync_orders, sync_customers, sync_all, sync_order(ID) or \
-     sync_customer(ID)"
+    "unknown job kind {0:?}; expected sync_orders, sync_customers, sync_all, sync_order(ID), \
+     sync_customer(ID), resync_orders, resync_customers or resync_all"
 )]
 pub struct ParseJobKindError(String);
 
@@ -60,6 +78,9 @@ impl FromStr for JobKind {
             "sync_orders" => return Ok(JobKind::SyncOrders),
             "sync_customers" => return Ok(JobKind::SyncCustomers),
             "sync_all" => return Ok(JobKind::SyncAll),
+            "resync_orders" => return Ok(JobKind::ResyncOrders),
+            "resync_customers" => return Ok(JobKind::ResyncCustomers),
+            "resync_all" => return Ok(JobKind::ResyncAll),
             _ => {}
         }
         let (name, rest) = s.split_once('(').ok_or_else(err)?;
@@ -309,6 +330,9 @@ mod tests {
             JobKind::SyncAll,
             JobKind::SyncOrder { id: 42 },
             JobKind::SyncCustomer { id: -7 },
+            JobKind::ResyncOrders,
+            JobKind::ResyncCustomers,
+            JobKind::ResyncAll,
         ];
         for k in kinds {
             let shown = k.to_string();
@@ -318,6 +342,9 @@ mod tests {
         assert!("sync_order(x)".parse::<JobKind>().is_err());
         assert!("sync_orderz".parse::<JobKind>().is_err());
         assert!("other(1)".parse::<JobKind>().is_err());
+        assert_eq!(JobKind::ResyncAll.to_string(), "resync_all");
+        assert!(JobKind::ResyncAll.covers_project() && JobKind::SyncAll.covers_project());
+        assert!(!JobKind::ResyncOrders.covers_project());
     }
 
     #[test]

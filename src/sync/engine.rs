@@ -80,6 +80,10 @@ pub enum JobSpec {
     Order { id: i64 },
     /// One customer by RetailCRM id.
     Customer { id: i64 },
+    /// Full refresh of one stream (`None`: both, customers first): its cursor is reset, then
+    /// it syncs as on the first day (anchor, snapshot, history). Rows are upserted, never
+    /// dropped first, so the platform keeps its data while the refresh runs.
+    Resync { stream: Option<Stream> },
 }
 
 /// What one run did; stored in `sync_runs.counts` and shown by `status`.
@@ -209,6 +213,11 @@ impl Engine {
             JobSpec::Orders { since_id } => vec![(Stream::Orders, since_id)],
             JobSpec::Customers { since_id } => vec![(Stream::Customers, since_id)],
             JobSpec::All { since_id } => Stream::ALL.iter().map(|s| (*s, since_id)).collect(),
+            JobSpec::Resync { stream } => Stream::ALL
+                .iter()
+                .filter(|s| stream.is_none_or(|one| one == **s))
+                .map(|s| (*s, None))
+                .collect(),
             JobSpec::Order { id } => {
                 self.sync_one(Stream::Orders, id, progress, &mut counts)
                     .await?;
@@ -224,6 +233,9 @@ impl Engine {
             if !self.enabled(stream) {
                 counts.skipped_streams.push(stream);
                 continue;
+            }
+            if matches!(job, JobSpec::Resync { .. }) {
+                self.reset_cursor(stream).await?;
             }
             self.sync_stream(stream, since_id, progress, &mut counts)
                 .await?;
@@ -290,6 +302,28 @@ impl Engine {
         batch.next_snapshot_total = cursor.snapshot_total;
         self.commit(stream, &cursor, batch, progress, counts)
             .await?;
+        Ok(())
+    }
+
+    /// Forgets where `stream` stands, so the sync that follows starts over with a snapshot.
+    /// A compare-and-set like any commit: a concurrent run of the project gets a conflict.
+    async fn reset_cursor(&self, stream: Stream) -> Result<(), SyncError> {
+        let cursor = self
+            .store
+            .load_cursor(self.project_id(), stream)
+            .await
+            .map_err(|e| self.store_err(e, stream))?;
+        if cursor.since_id.is_none() && cursor.snapshot_page.is_none() {
+            return Ok(()); // never synced, or already reset by an interrupted resync
+        }
+        let fresh = Cursor {
+            since_id: None,
+            snapshot_page: None,
+            snapshot_total: None,
+            version: cursor.version,
+        };
+        self.commit_cursor_only(stream, &cursor, &fresh).await?;
+        info!(project_id = self.project_id(), %stream, was = ?cursor.since_id, "cursor reset for a full resync");
         Ok(())
     }
 

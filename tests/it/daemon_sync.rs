@@ -94,6 +94,22 @@ async fn trigger_wait_syncs_everything() {
     assert_ne!(code, 0);
     assert!(err.contains("999"), "{err}");
 
+    // Rows lost behind the daemon's back come back with a full resync (history cannot name
+    // them): `ctl trigger 1 resync_all --wait`.
+    env.sql("DELETE FROM orders WHERE project_id = 1 AND id IN (SELECT id FROM orders WHERE project_id = 1 ORDER BY id LIMIT 5)")
+        .await;
+    let socket = daemon.socket.clone();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        common::daemon::ctl(&socket, &["trigger", "1", "resync_all", "--wait"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        code, 0,
+        "resync --wait failed\nstdout: {out}\nstderr: {err}"
+    );
+    env.assert_equals_mock(1, &crm).await;
+
     // After a restart, status still shows the last success (from the integration row).
     let mut daemon = daemon;
     daemon.signal(libc::SIGTERM);

@@ -386,6 +386,86 @@ async fn since_id_replays_history_without_moving_the_cursor_back() {
     assert_level_with_mock(&w, &HashMap::new(), &HashMap::new()).await;
 }
 
+/// 6b'. A full resync repairs what history cannot name: rows deleted or damaged behind the
+/// engine's back. An incremental run leaves them as they are; `Resync` resets the cursor, reads
+/// everything again and ends with Postgres level with the mock and the cursor past the snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resync_repairs_rows_changed_behind_the_engine() {
+    let w = World::new(Spec {
+        orders: 300,
+        customers: 100,
+        seed: 28,
+        page_size: 50,
+        ..Spec::default()
+    })
+    .await;
+    w.sync_all().await;
+    let all = count(&w.db, &orders_count_sql()).await;
+    let victim = w.mock.orders_snapshot()[7].id;
+    exec(
+        &w.db,
+        &format!("DELETE FROM orders WHERE project_id = {PROJECT} AND id IN (SELECT id FROM orders WHERE project_id = {PROJECT} ORDER BY id LIMIT 10)"),
+    )
+    .await;
+    exec(
+        &w.db,
+        &format!(
+            "UPDATE orders SET retailcrm_status = 'bogus' WHERE retailcrm_order_id = {victim}"
+        ),
+    )
+    .await;
+    let c = w.run(JobSpec::All { since_id: None }).await.unwrap();
+    assert_eq!(c.fetched, 0, "nothing changed in RetailCRM");
+    assert_eq!(count(&w.db, &orders_count_sql()).await, all - 10);
+    let before = w.store.load_cursor(PROJECT, Stream::Orders).await.unwrap();
+
+    // Only the orders stream: the customers cursor stays where it was.
+    let customers_before = w
+        .store
+        .load_cursor(PROJECT, Stream::Customers)
+        .await
+        .unwrap();
+    let c = w
+        .run(JobSpec::Resync {
+            stream: Some(Stream::Orders),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        c.fetched,
+        w.mock.orders_snapshot().len() as u64,
+        "every order read again"
+    );
+    assert_eq!(count(&w.db, &orders_count_sql()).await, all);
+    assert_level_with_mock(&w, &HashMap::new(), &HashMap::new()).await;
+    let after = w.store.load_cursor(PROJECT, Stream::Orders).await.unwrap();
+    assert_eq!((after.snapshot_page, after.snapshot_total), (None, None));
+    assert!(
+        after.since_id >= before.since_id,
+        "history goes on from a fresh anchor"
+    );
+    assert!(after.version > before.version);
+    assert_eq!(
+        w.store
+            .load_cursor(PROJECT, Stream::Customers)
+            .await
+            .unwrap(),
+        customers_before
+    );
+
+    // Both streams, and a resync of an account that changed meanwhile still lands level.
+    w.mock.state().set_order_status(victim, "complete", "user");
+    let c = w.run(JobSpec::Resync { stream: None }).await.unwrap();
+    // The new anchors are taken after the change, so the snapshots alone carry it.
+    let everything = w.mock.orders_snapshot().len() + w.mock.customers_snapshot().len();
+    assert_eq!(
+        (c.fetched, c.history_records),
+        (everything as u64, 0),
+        "{c:?}"
+    );
+    assert_level_with_mock(&w, &HashMap::new(), &HashMap::new()).await;
+}
+
 /// 6c. Stream switches and the active flag.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switches_skip_streams_and_inactive_is_permanent() {
