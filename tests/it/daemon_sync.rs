@@ -5,7 +5,8 @@ use crate::common;
 use std::time::Duration;
 
 use common::daemon::{DaemonOpts, Env, mock};
-use retailcrm_sync::control::protocol::{JobOutcome, ProjectState};
+use common::redis::{PrivateRedis, free_port};
+use retailcrm_sync::control::protocol::{JobOutcome, ProjectState, Request};
 
 /// `ctl trigger P sync_all --wait` ends with Postgres equal to the mock and `status` shows it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,6 +259,54 @@ async fn wait_mid_sync(daemon: &common::daemon::Daemon) -> String {
         })
         .await;
     s.projects[0].running_job.as_ref().unwrap().job_id.clone()
+}
+
+/// Redis dies mid-sync (kill -9, no final save) and comes back two seconds later from its
+/// append-only file: the daemon keeps running and answering, the job (or its rerun after the
+/// lease expired) finishes, and Postgres ends equal to the mock with nothing dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_crash_mid_sync_is_survived() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("redis://127.0.0.1:{port}/");
+    let mut redis = PrivateRedis::start(dir.path(), port);
+    let crm = slow_mock(33).await;
+    let env = Env::new(slow_sync_opts()).await;
+    env.insert_integration(1, &crm, 600).await;
+    let mut daemon = env.spawn_with_env(&[("RETAILCRM_SYNC__REDIS__URL", url.as_str())]);
+    daemon.wait_ready(Duration::from_secs(20)).await;
+    wait_mid_sync(&daemon).await;
+
+    redis.kill();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        daemon.try_exit().is_none(),
+        "the daemon survives Redis going away"
+    );
+    assert!(daemon.call(&Request::Ping).await.ok, "and keeps answering");
+    let _redis = PrivateRedis::start(dir.path(), port);
+
+    let s = daemon
+        .wait_status(
+            "a sync finished after Redis came back",
+            Duration::from_secs(60),
+            |s| {
+                s.projects.iter().any(|p| {
+                    p.last_finished
+                        .as_ref()
+                        .is_some_and(|f| f.outcome == JobOutcome::Succeeded)
+                        && p.running_job.is_none()
+                })
+            },
+        )
+        .await;
+    assert_eq!(s.projects[0].dead_jobs, 0, "{:?}", s.projects[0]);
+    env.assert_equals_mock(1, &crm).await;
+    assert!(daemon.try_exit().is_none());
+    assert!(
+        env.logs().contains("lease renewal failed"),
+        "the outage hit a running job (it was not over before Redis died)"
+    );
 }
 
 /// kill -9 mid-sync, start again: the job comes back after its lease expires and the rows
