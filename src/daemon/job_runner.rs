@@ -226,7 +226,7 @@ async fn settle(
             JobEnd::LeaseLost
         }
         Err(failure) => {
-            let (queue_class, message) = classify(&failure);
+            let (queue_class, message) = classify(&failure, deps.queue.options().backoff_base);
             let permanent = matches!(queue_class, FailureClass::Permanent);
             let outcome = retry_redis(|| deps.queue.fail(lease, queue_class, &message)).await;
             finish(
@@ -379,8 +379,20 @@ fn outcome_of(
     }
 }
 
-/// How the queue should settle a failed attempt, and the message to record.
-fn classify(failure: &Failure) -> (FailureClass, String) {
+/// How the queue should settle a failed attempt, and the message to record. A job that failed
+/// only because Postgres was unreachable waits `store_retry` without spending an attempt: an
+/// outage of the database must not push jobs into dead letters.
+fn classify(failure: &Failure, store_retry: Duration) -> (FailureClass, String) {
+    if let Failure::Sync(e) = failure
+        && e.is_store_unavailable()
+    {
+        return (
+            FailureClass::Unavailable {
+                retry_after: store_retry,
+            },
+            format!("{e}; the job waits for Postgres without spending an attempt"),
+        );
+    }
     let (class, message) = match failure {
         Failure::Sync(e) => (e.class(), e.to_string()),
         Failure::Panic(m) => (
@@ -415,6 +427,7 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::StoreError;
 
     #[tokio::test]
     async fn a_panicking_job_is_a_transient_failed_attempt() {
@@ -427,7 +440,7 @@ mod tests {
         .await;
         let failure = outcome_of(joined).expect_err("a panic is a failure");
         assert!(matches!(&failure, Failure::Panic(m) if m.contains("index out of bounds")));
-        let (class, message) = classify(&failure);
+        let (class, message) = classify(&failure, Duration::from_secs(5));
         assert_eq!(class, FailureClass::Transient);
         assert!(
             message.contains("panicked: index out of bounds"),
@@ -442,7 +455,29 @@ mod tests {
 
         let inactive = tokio::spawn(async { Err::<RunCounts, _>(SyncError::Inactive(9)) }).await;
         let failure = outcome_of(inactive).expect_err("an engine error is a failure");
-        assert_eq!(classify(&failure).0, FailureClass::Permanent);
+        assert_eq!(
+            classify(&failure, Duration::from_secs(5)).0,
+            FailureClass::Permanent
+        );
+
+        // Postgres unreachable: wait, do not spend an attempt. A failed statement is transient.
+        let down = Failure::Sync(SyncError::Store(StoreError::Connect {
+            target: "127.0.0.1:5432/db".into(),
+            detail: "connection refused".into(),
+        }));
+        let (class, message) = classify(&down, Duration::from_secs(7));
+        assert_eq!(
+            class,
+            FailureClass::Unavailable {
+                retry_after: Duration::from_secs(7)
+            }
+        );
+        assert!(message.contains("without spending an attempt"), "{message}");
+        let bad_row = Failure::Sync(SyncError::Store(StoreError::Invalid("x".into())));
+        assert_eq!(
+            classify(&bad_row, Duration::from_secs(7)).0,
+            FailureClass::Transient
+        );
 
         let task = tokio::spawn(async {
             tokio::time::sleep(Duration::from_secs(3600)).await;

@@ -204,6 +204,12 @@ pub enum FailureClass {
         /// How long to wait before the job becomes runnable again.
         retry_after: Duration,
     },
+    /// A service the job needs (Postgres) is unreachable; the job is not at fault: retry after
+    /// `retry_after`, attempts unchanged, for as long as the outage lasts.
+    Unavailable {
+        /// How long to wait before the job becomes runnable again.
+        retry_after: Duration,
+    },
 }
 
 /// What [`crate::queue::JobQueue::fail`] did with the job.

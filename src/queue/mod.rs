@@ -4,7 +4,7 @@
 //! Why our own queue instead of a crate: we need, at once, leases that survive `kill -9` (the job
 //! returns after the lease runs out, and a job that keeps stalling ends in dead letters instead of
 //! crash-looping), exponential retries stored in Redis (not sleeping in the worker), rate limits
-//! that do not spend attempts, coalescing of identical waiting jobs, and a per-project queue so one
+//! and database outages that do not spend attempts, coalescing of identical waiting jobs, and a per-project queue so one
 //! busy project never delays another. See DESIGN.md §5 and reference/anchors.md part A.
 //!
 //! # Layout (all keys under `key_prefix`)
@@ -369,8 +369,8 @@ impl JobQueue {
 
     /// Records a failed run. Transient: attempts += 1 and retry after
     /// `backoff_base * 2^(attempts-1)` (+0-20% jitter), dead letters once `max_attempts` is
-    /// reached. Permanent: dead letters at once. RateLimited: retry after `retry_after`,
-    /// attempts unchanged.
+    /// reached. Permanent: dead letters at once. RateLimited and Unavailable: retry after
+    /// `retry_after`, attempts unchanged.
     pub async fn fail(
         &self,
         lease: &Lease,
@@ -383,6 +383,9 @@ impl JobQueue {
             FailureClass::Permanent => ("permanent", 0),
             FailureClass::RateLimited { retry_after } => {
                 ("rate_limited", ms_to_duration_i64(retry_after))
+            }
+            FailureClass::Unavailable { retry_after } => {
+                ("unavailable", ms_to_duration_i64(retry_after))
             }
         };
         let jitter = rand::random::<f64>() * RETRY_JITTER;

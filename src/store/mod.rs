@@ -92,6 +92,24 @@ pub enum StoreError {
     Invalid(String),
 }
 
+impl StoreError {
+    /// True when Postgres itself could not be reached (no connection, the pool starved, the
+    /// connection dropped mid-statement): nothing is wrong with the job, it must wait for the
+    /// database. False for errors of a statement or of the data.
+    pub fn is_unavailable(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match self {
+            StoreError::Connect { .. } | StoreError::PoolTimeout(_) => true,
+            StoreError::Query { source, .. } => matches!(
+                source,
+                Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+                    | Error::BrokenTransactionManager
+            ),
+            _ => false,
+        }
+    }
+}
+
 impl From<diesel::result::Error> for StoreError {
     fn from(source: diesel::result::Error) -> Self {
         StoreError::Query {

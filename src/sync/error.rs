@@ -31,6 +31,11 @@ pub enum SyncError {
 }
 
 impl SyncError {
+    /// True when the job failed only because Postgres could not be reached.
+    pub fn is_store_unavailable(&self) -> bool {
+        matches!(self, SyncError::Store(e) if e.is_unavailable())
+    }
+
     /// How the queue should treat this failure.
     pub fn class(&self) -> ErrorClass {
         match self {

@@ -5,6 +5,7 @@ use crate::common;
 use std::time::Duration;
 
 use common::daemon::{DaemonOpts, Env, mock};
+use common::proxy::TcpProxy;
 use common::redis::{PrivateRedis, free_port};
 use retailcrm_sync::control::protocol::{JobOutcome, ProjectState, Request};
 
@@ -306,6 +307,58 @@ async fn redis_crash_mid_sync_is_survived() {
     assert!(
         env.logs().contains("lease renewal failed"),
         "the outage hit a running job (it was not over before Redis died)"
+    );
+}
+
+/// Postgres goes away mid-sync (every connection cut, new ones refused for three seconds): the
+/// daemon keeps running and answering, the job waits and retries without spending attempts
+/// (it has only one), and once Postgres is reachable again the sync finishes with rows equal
+/// to the mock, nothing dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_mid_sync_is_survived() {
+    let crm = slow_mock(34).await;
+    let mut env = Env::new(slow_sync_opts()).await;
+    let proxy = TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let db_url = env.db.url.clone();
+    assert!(db_url.contains("127.0.0.1:5432"), "{db_url}");
+    env.opts.db_url = Some(db_url.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port)));
+    // One attempt: only an outage that spends no attempt lets this job survive.
+    env.opts.max_attempts = 1;
+    env.write_config();
+    env.insert_integration(1, &crm, 600).await;
+    let mut daemon = env.start().await;
+    wait_mid_sync(&daemon).await;
+
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        daemon.try_exit().is_none(),
+        "the daemon survives Postgres going away"
+    );
+    assert!(daemon.call(&Request::Ping).await.ok, "and keeps answering");
+    proxy.restore();
+
+    let s = daemon
+        .wait_status(
+            "a sync finished after Postgres came back",
+            Duration::from_secs(60),
+            |s| {
+                s.projects.iter().any(|p| {
+                    p.last_finished
+                        .as_ref()
+                        .is_some_and(|f| f.outcome == JobOutcome::Succeeded)
+                        && p.running_job.is_none()
+                })
+            },
+        )
+        .await;
+    assert_eq!(s.projects[0].dead_jobs, 0, "{:?}", s.projects[0]);
+    env.assert_equals_mock(1, &crm).await;
+    assert!(daemon.try_exit().is_none());
+    assert!(
+        env.logs()
+            .contains("waits for Postgres without spending an attempt"),
+        "the outage hit the running job"
     );
 }
 

@@ -227,7 +227,7 @@ async fn transient_failures_retry_with_exponential_backoff_then_die() {
 }
 
 #[tokio::test]
-async fn rate_limited_retries_do_not_spend_attempts() {
+async fn rate_limited_and_unavailable_retries_do_not_spend_attempts() {
     let (clock, shared) = manual();
     let q = test_queue(shared).await;
     let _guard = PrefixGuard::new(&q);
@@ -235,16 +235,14 @@ async fn rate_limited_retries_do_not_spend_attempts() {
     for round in 0..6 {
         let lease = q.reserve(4, "w").await.unwrap().expect("due");
         assert_eq!(lease.job.attempts, 0, "round {round}");
-        let outcome = q
-            .fail(
-                &lease,
-                FailureClass::RateLimited {
-                    retry_after: Duration::from_secs(60),
-                },
-                "HTTP 429",
-            )
-            .await
-            .unwrap();
+        // Alternating: the remote's rate limit, and Postgres being unreachable.
+        let retry_after = Duration::from_secs(60);
+        let class = if round % 2 == 0 {
+            FailureClass::RateLimited { retry_after }
+        } else {
+            FailureClass::Unavailable { retry_after }
+        };
+        let outcome = q.fail(&lease, class, "HTTP 429").await.unwrap();
         assert_eq!(outcome, FailOutcome::RetryAt(clock.now() + ms(60_000)));
         clock.advance(ms(59_999));
         assert!(q.reserve(4, "w").await.unwrap().is_none());

@@ -1,6 +1,6 @@
--- ARGV[6] job id, ARGV[7] token, ARGV[8] class (transient|permanent|rate_limited),
+-- ARGV[6] job id, ARGV[7] token, ARGV[8] class (transient|permanent|rate_limited|unavailable),
 -- ARGV[9] error text, ARGV[10] backoff base (ms), ARGV[11] jitter factor (0..1),
--- ARGV[12] retry-after (ms, rate_limited only)
+-- ARGV[12] retry-after (ms, rate_limited and unavailable only)
 -- Returns {'retry', due_ms} | {'dead', 0} | {'lost', 0}.
 local id = ARGV[6]
 if not own_lease(id, ARGV[7]) then
@@ -17,7 +17,7 @@ if class == 'permanent' then
   kill(id, 'permanent', err)
   touch_project()
   return {'dead', 0}
-elseif class == 'rate_limited' then
+elseif class == 'rate_limited' or class == 'unavailable' then
   due = now + tonumber(ARGV[12])
 else
   local attempts = redis.call('HINCRBY', jk, 'attempts', 1)

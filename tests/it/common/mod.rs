@@ -4,4 +4,5 @@
 
 pub mod daemon;
 pub mod pg;
+pub mod proxy;
 pub mod redis;
