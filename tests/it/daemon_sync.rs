@@ -362,6 +362,75 @@ async fn postgres_outage_mid_sync_is_survived() {
     );
 }
 
+/// Two daemons on one database, Redis and key prefix (DESIGN.md section 9 without its lease):
+/// the queue lets only one of them run the project's job at a time, and when the one running
+/// it is killed, the other takes the job over after the lease expires and finishes it. Rows end
+/// equal to the mock, and no two finished runs of the project overlap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_share_a_project_and_one_takes_over() {
+    let crm = slow_mock(35).await;
+    let env = Env::new(slow_sync_opts()).await;
+    env.insert_integration(1, &crm, 600).await;
+    let a = env.start().await;
+    let b = env.start_peer("b").await;
+    let busy = |s: &retailcrm_sync::control::protocol::DaemonStatus| {
+        s.projects.iter().any(|p| {
+            p.running_job
+                .as_ref()
+                .is_some_and(|j| j.progress.done >= 200)
+        })
+    };
+    let started = std::time::Instant::now();
+    let (mut runner, survivor) = loop {
+        let (sa, sb) = (a.status().await, b.status().await);
+        assert!(
+            !(busy(&sa) && busy(&sb)),
+            "both daemons run the project's job at once"
+        );
+        if busy(&sa) {
+            break (a, b);
+        }
+        if busy(&sb) {
+            break (b, a);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no daemon started the sync\n{}",
+            env.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let job_id = runner.status().await.projects[0]
+        .running_job
+        .as_ref()
+        .unwrap()
+        .job_id
+        .clone();
+    runner.kill9();
+    let s = survivor
+        .wait_status(
+            "the other daemon finished the job",
+            Duration::from_secs(40),
+            |s| {
+                s.projects.iter().any(|p| {
+                    p.last_finished
+                        .as_ref()
+                        .is_some_and(|f| f.job_id == job_id && f.outcome == JobOutcome::Succeeded)
+                })
+            },
+        )
+        .await;
+    assert_eq!(s.projects[0].dead_jobs, 0);
+    env.assert_equals_mock(1, &crm).await;
+    let overlaps = env
+        .count(
+            "SELECT count(*) AS n FROM sync_runs a JOIN sync_runs b ON a.project_id = b.project_id \
+             AND a.id < b.id AND a.finished_at IS NOT NULL AND b.started_at < a.finished_at",
+        )
+        .await;
+    assert_eq!(overlaps, 0, "two finished runs of one project overlapped");
+}
+
 /// kill -9 mid-sync, start again: the job comes back after its lease expires and the rows
 /// end equal to the mock's, without duplicates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -185,6 +185,18 @@ restart_window_secs = 60
         }
     }
 
+    /// Starts a second daemon on the same config (same database, Redis and key prefix) but its
+    /// own control socket `<name>.sock`; its log goes to the same file.
+    pub async fn start_peer(&self, name: &str) -> Daemon {
+        let socket = self.dir.path().join(format!("{name}.sock"));
+        let socket_text = socket.to_str().expect("utf-8 temp dir").to_string();
+        let mut d =
+            self.spawn_with_env(&[("RETAILCRM_SYNC__CONTROL__SOCKET_PATH", socket_text.as_str())]);
+        d.socket = socket;
+        d.wait_ready(Duration::from_secs(20)).await;
+        d
+    }
+
     /// Starts the daemon and waits until it answers `status`.
     pub async fn start(&self) -> Daemon {
         let mut d = self.spawn();
