@@ -155,6 +155,7 @@ impl BenchEnv {
                     sync_customers: true,
                     sync_interval_minutes: 24 * 60,
                     status_mapping: HashMap::new(),
+                    orders_created_from: None,
                 })
                 .await?;
         }

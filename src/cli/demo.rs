@@ -147,6 +147,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             sync_customers: true,
             sync_interval_minutes: 60,
             status_mapping: std::collections::HashMap::<String, OrderStatus>::new(),
+            orders_created_from: None,
         })
         .await
         .context("creating the demo integration")?;

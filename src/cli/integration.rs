@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use chrono::NaiveDate;
 
 use super::Cli;
 use super::migrate::load_settings;
@@ -70,6 +71,9 @@ pub struct AddArgs {
     /// JSON object RetailCRM status code -> platform status, e.g. '{"paid":"CONFIRMED"}'.
     #[arg(long, value_name = "JSON")]
     pub status_mapping: Option<String>,
+    /// Sync only orders created on or after this date (YYYY-MM-DD, the account's timezone).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub orders_from: Option<NaiveDate>,
 }
 
 /// Arguments of `integration list`.
@@ -110,6 +114,28 @@ pub struct SetArgs {
     /// Replace the status mapping (JSON object code -> platform status).
     #[arg(long, value_name = "JSON")]
     pub status_mapping: Option<String>,
+    /// Sync only orders created on or after this date (YYYY-MM-DD); `all` removes the filter.
+    /// Orders already synced stay; `ctl trigger P resync_orders` reads the wider range.
+    #[arg(long, value_name = "YYYY-MM-DD|all", value_parser = parse_orders_from)]
+    pub orders_from: Option<OrdersFrom>,
+}
+
+/// The value of `integration set --orders-from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrdersFrom {
+    /// Orders created on or after this date.
+    Date(NaiveDate),
+    /// Every order.
+    All,
+}
+
+fn parse_orders_from(s: &str) -> Result<OrdersFrom, String> {
+    if s.eq_ignore_ascii_case("all") {
+        return Ok(OrdersFrom::All);
+    }
+    s.parse::<NaiveDate>()
+        .map(OrdersFrom::Date)
+        .map_err(|e| format!("`{s}` is not a date YYYY-MM-DD or `all`: {e}"))
 }
 
 /// Arguments of `integration remove`.
@@ -160,6 +186,7 @@ async fn add(store: &Store, a: &AddArgs) -> anyhow::Result<ExitCode> {
             sync_customers: !a.no_customers,
             sync_interval_minutes: a.interval_minutes,
             status_mapping,
+            orders_created_from: a.orders_from,
         })
         .await?;
     println!(
@@ -182,13 +209,15 @@ async fn list(store: &Store, a: &ListArgs) -> anyhow::Result<ExitCode> {
     }
     for i in &all {
         println!(
-            "project {} ({}): {} key {} {} orders={} customers={} every {} min, last sync {}",
+            "project {} ({}): {} key {} {} orders={}{} customers={} every {} min, last sync {}",
             i.project_id,
             i.project_name.as_deref().unwrap_or("-"),
             i.api_url,
             i.api_key.masked(),
             if i.is_active { "active" } else { "inactive" },
             i.sync_orders,
+            i.orders_created_from
+                .map_or(String::new(), |d| format!(" (created from {d})")),
             i.sync_customers,
             i.sync_interval_minutes,
             i.last_sync_at
@@ -215,6 +244,7 @@ fn to_json(i: &Integration) -> serde_json::Value {
         "sync_interval_minutes": i.sync_interval_minutes,
         "status_mapping": mapping.into_iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
         "status_mapping_errors": i.status_mapping_errors,
+        "orders_created_from": i.orders_created_from,
         "last_sync_at": i.last_sync_at,
         "updated_at": i.updated_at,
     })
@@ -240,6 +270,10 @@ async fn set(store: &Store, a: &SetArgs) -> anyhow::Result<ExitCode> {
             .as_deref()
             .map(parse_mapping_arg)
             .transpose()?,
+        orders_created_from: a.orders_from.map(|f| match f {
+            OrdersFrom::Date(d) => Some(d),
+            OrdersFrom::All => None,
+        }),
     };
     if patch == IntegrationPatch::default() {
         bail!("nothing to change; pass at least one option (see --help)");

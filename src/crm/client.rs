@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use chrono::NaiveDate;
 use chrono_tz::Tz;
 use reqwest::header::HeaderValue;
 use reqwest::{Method, StatusCode};
@@ -239,11 +240,28 @@ impl CrmClient {
 
     /// `GET /api/v5/orders?page=&limit=` (limit 20, 50 or 100).
     pub async fn orders_page(&self, page: u32, limit: u32) -> Result<Page<Order>, CrmError> {
+        self.orders_page_from(page, limit, None).await
+    }
+
+    /// [`CrmClient::orders_page`] of the orders created on or after `created_from`
+    /// (`filter[createdAtFrom]=Y-m-d`, the account's timezone); all orders when `None`.
+    pub async fn orders_page_from(
+        &self,
+        page: u32,
+        limit: u32,
+        created_from: Option<NaiveDate>,
+    ) -> Result<Page<Order>, CrmError> {
         check_limit(limit)?;
-        let q = vec![
+        let mut q = vec![
             ("page".into(), page.max(1).to_string()),
             ("limit".into(), limit.to_string()),
         ];
+        if let Some(d) = created_from {
+            q.push((
+                "filter[createdAtFrom]".into(),
+                d.format("%Y-%m-%d").to_string(),
+            ));
+        }
         self.list("/api/v5/orders", q, |e| e.orders).await
     }
 

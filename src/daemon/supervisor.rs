@@ -142,6 +142,7 @@ impl Supervisor {
         i.sync_customers.hash(&mut h);
         i.sync_interval_minutes.hash(&mut h);
         i.project_name.hash(&mut h);
+        i.orders_created_from.hash(&mut h);
         let mapping: BTreeMap<_, _> = i
             .status_mapping
             .iter()

@@ -522,10 +522,13 @@ async fn orders_list(State(shared): State<AppState>, Query(q): Query<Pairs>) -> 
         Ok(x) => x,
         Err(r) => return r,
     };
+    // `filter[createdAtFrom]`: `Y-m-d` or `Y-m-d H:i:s`, compared with `createdAt` as text
+    // (same format, so the order of the strings is the order of the times).
+    let created_from = param(&q, "filter[createdAtFrom]").map(str::to_string);
     let st = shared.read();
     let (items, total) = match ids {
         Some(ids) => st.orders_by_ids(&ids, page, limit),
-        None => st.orders_page(page, limit),
+        None => st.orders_page_from(page, limit, created_from.as_deref()),
     };
     drop(st);
     let mut body = list_body(pagination(limit, total, page));

@@ -811,13 +811,40 @@ impl MockState {
 
     /// A page of orders, newest first: `(items, totalCount)`.
     pub fn orders_page(&self, page: u32, limit: u32) -> (Vec<Box<RawValue>>, usize) {
-        let ids = page_ids(&self.order_ids, page, limit, self.newest_first);
+        self.orders_page_from(page, limit, None)
+    }
+
+    /// A page of the orders created at or after `created_from` (`Y-m-d[ H:i:s]`), newest first.
+    pub fn orders_page_from(
+        &self,
+        page: u32,
+        limit: u32,
+        created_from: Option<&str>,
+    ) -> (Vec<Box<RawValue>>, usize) {
+        let filtered: Vec<i64>;
+        let all = match created_from {
+            None => &self.order_ids,
+            Some(from) => {
+                filtered = self
+                    .order_ids
+                    .iter()
+                    .copied()
+                    .filter(|id| {
+                        self.orders
+                            .get(id)
+                            .is_some_and(|o| o.created_at.as_str() >= from)
+                    })
+                    .collect();
+                &filtered
+            }
+        };
+        let ids = page_ids(all, page, limit, self.newest_first);
         let items = ids
             .iter()
             .filter_map(|id| self.orders.get(id))
             .map(|o| self.render_order(o))
             .collect();
-        (items, self.order_ids.len())
+        (items, all.len())
     }
 
     /// A page of customers, newest first.

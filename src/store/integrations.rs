@@ -6,9 +6,9 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Bool, Integer, Jsonb, Nullable, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Bool, Date, Integer, Jsonb, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::{Store, StoreError, op};
@@ -38,6 +38,8 @@ pub struct Integration {
     pub status_mapping: HashMap<String, OrderStatus>,
     /// Entries of `status_mapping` that were left out, with the reason.
     pub status_mapping_errors: Vec<String>,
+    /// Only orders created on or after this date (account timezone) are synced; `None`: all.
+    pub orders_created_from: Option<NaiveDate>,
     /// Last successful sync.
     pub last_sync_at: Option<DateTime<Utc>>,
     /// Last change of the row (the supervisor restarts a project when it moves).
@@ -65,6 +67,8 @@ pub struct NewIntegration {
     pub sync_interval_minutes: i32,
     /// RetailCRM status code -> platform status.
     pub status_mapping: HashMap<String, OrderStatus>,
+    /// Only orders created on or after this date are synced; `None`: all.
+    pub orders_created_from: Option<NaiveDate>,
 }
 
 /// Changes to an integration; `None` leaves a field as it is.
@@ -84,6 +88,8 @@ pub struct IntegrationPatch {
     pub sync_interval_minutes: Option<i32>,
     /// New mapping (replaces the old one).
     pub status_mapping: Option<HashMap<String, OrderStatus>>,
+    /// New orders date filter: `Some(None)` removes it.
+    pub orders_created_from: Option<Option<NaiveDate>>,
 }
 
 #[derive(QueryableByName)]
@@ -106,6 +112,8 @@ struct Row {
     sync_interval_minutes: i32,
     #[diesel(sql_type = Jsonb)]
     status_mapping: serde_json::Value,
+    #[diesel(sql_type = Nullable<Date>)]
+    orders_created_from: Option<NaiveDate>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     last_sync_at: Option<DateTime<Utc>>,
     #[diesel(sql_type = Timestamptz)]
@@ -126,6 +134,7 @@ impl From<Row> for Integration {
             sync_interval_minutes: r.sync_interval_minutes,
             status_mapping,
             status_mapping_errors,
+            orders_created_from: r.orders_created_from,
             last_sync_at: r.last_sync_at,
             updated_at: r.updated_at,
         }
@@ -166,7 +175,7 @@ fn mapping_json(map: &HashMap<String, OrderStatus>) -> serde_json::Value {
 
 const SELECT: &str = "SELECT i.project_id, p.name AS project_name, i.api_url, i.api_key, \
      i.is_active, i.sync_orders, i.sync_customers, i.sync_interval_minutes, i.status_mapping, \
-     i.last_sync_at, i.updated_at \
+     i.orders_created_from, i.last_sync_at, i.updated_at \
      FROM retailcrm_integrations i LEFT JOIN projects p ON p.id = i.project_id";
 
 impl Store {
@@ -243,13 +252,15 @@ impl Store {
             .map_err(op("upsert project"))?;
             diesel::sql_query(
                 "INSERT INTO retailcrm_integrations (project_id, api_url, api_key, is_active, \
-                 sync_orders, sync_customers, sync_interval_minutes, status_mapping) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 sync_orders, sync_customers, sync_interval_minutes, status_mapping, \
+                 orders_created_from) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                  ON CONFLICT (project_id) DO UPDATE SET api_url = EXCLUDED.api_url, \
                  api_key = EXCLUDED.api_key, is_active = EXCLUDED.is_active, \
                  sync_orders = EXCLUDED.sync_orders, sync_customers = EXCLUDED.sync_customers, \
                  sync_interval_minutes = EXCLUDED.sync_interval_minutes, \
-                 status_mapping = EXCLUDED.status_mapping, updated_at = now()",
+                 status_mapping = EXCLUDED.status_mapping, \
+                 orders_created_from = EXCLUDED.orders_created_from, updated_at = now()",
             )
             .bind::<BigInt, _>(new.project_id)
             .bind::<Text, _>(&new.api_url)
@@ -259,6 +270,7 @@ impl Store {
             .bind::<Bool, _>(new.sync_customers)
             .bind::<Integer, _>(new.sync_interval_minutes)
             .bind::<Jsonb, _>(mapping_json(&new.status_mapping))
+            .bind::<Nullable<Date>, _>(new.orders_created_from)
             .execute(c)
             .await
             .map_err(op("upsert integration"))?;
@@ -286,7 +298,9 @@ impl Store {
              sync_orders = COALESCE($5, sync_orders), \
              sync_customers = COALESCE($6, sync_customers), \
              sync_interval_minutes = COALESCE($7, sync_interval_minutes), \
-             status_mapping = COALESCE($8, status_mapping), updated_at = now() \
+             status_mapping = COALESCE($8, status_mapping), \
+             orders_created_from = CASE WHEN $9 THEN $10 ELSE orders_created_from END, \
+             updated_at = now() \
              WHERE project_id = $1",
         )
         .bind::<BigInt, _>(project_id)
@@ -297,6 +311,8 @@ impl Store {
         .bind::<Nullable<Bool>, _>(patch.sync_customers)
         .bind::<Nullable<Integer>, _>(patch.sync_interval_minutes)
         .bind::<Nullable<Jsonb>, _>(patch.status_mapping.as_ref().map(mapping_json))
+        .bind::<Bool, _>(patch.orders_created_from.is_some())
+        .bind::<Nullable<Date>, _>(patch.orders_created_from.flatten())
         .execute(&mut conn)
         .await
         .map_err(op("update integration"))?;

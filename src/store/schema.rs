@@ -22,6 +22,7 @@ diesel::table! {
         sync_customers -> Bool,
         sync_interval_minutes -> Integer,
         status_mapping -> Jsonb,
+        orders_created_from -> Nullable<Date>,
         last_sync_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,

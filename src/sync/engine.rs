@@ -109,6 +109,10 @@ pub struct RunCounts {
     pub requests: u64,
     /// Streams skipped because the integration has them switched off.
     pub skipped_streams: Vec<Stream>,
+    /// Orders left out because they were created before the integration's
+    /// `orders_created_from`.
+    #[serde(default)]
+    pub filtered_out: u64,
 }
 
 /// What one batch commit changed, for either stream.
@@ -149,6 +153,8 @@ struct Batch {
     poison: Vec<PoisonRecord>,
     fetched: u64,
     unmapped: u64,
+    /// Orders left out by the integration's date filter.
+    filtered: u64,
     history_records: u64,
     /// Cursor after this batch (the version is filled in by the writer).
     next_since_id: Option<i64>,
@@ -514,6 +520,7 @@ impl Engine {
                 return Ok(());
             }
             let mut batch = self.fetch_by_ids(stream, &walk.changed, ctx).await?;
+            self.filter_by_date(&mut batch, ctx);
             batch.deleted.extend(walk.deleted);
             batch.poison.extend(walk.poison);
             batch.history_records = walk.records;
@@ -566,6 +573,7 @@ impl Engine {
         let cursor = out.cursor;
         counts.fetched += batch.fetched;
         counts.unmapped_statuses += batch.unmapped;
+        counts.filtered_out += batch.filtered;
         counts.poison += n_poison;
         counts.history_records += batch.history_records;
         progress.advance(n + n_poison, batch.total);
@@ -668,8 +676,14 @@ impl Engine {
     ) -> Result<(Batch, crate::crm::types::Pagination), SyncError> {
         match stream {
             Stream::Orders => {
-                let p = self.client.orders_page(page, self.page_size).await?;
-                Ok((self.map_orders(p.items, ctx), p.pagination))
+                let from = self.integration.orders_created_from;
+                let p = self
+                    .client
+                    .orders_page_from(page, self.page_size, from)
+                    .await?;
+                let mut batch = self.map_orders(p.items, ctx);
+                self.filter_by_date(&mut batch, ctx);
+                Ok((batch, p.pagination))
             }
             Stream::Customers => {
                 let p = self.client.customers_page(page, self.page_size).await?;
@@ -698,6 +712,29 @@ impl Engine {
             out.absorb(part);
         }
         Ok(out)
+    }
+
+    /// Leaves out (and counts) orders created before the integration's `orders_created_from`,
+    /// midnight in the account's timezone. The list is already filtered by RetailCRM; this
+    /// also covers orders named by history. Orders with no creation time are kept.
+    fn filter_by_date(&self, batch: &mut Batch, ctx: Option<&MappingContext>) {
+        let (Some(from), Some(ctx), Records::Orders(rows)) = (
+            self.integration.orders_created_from,
+            ctx,
+            &mut batch.records,
+        ) else {
+            return;
+        };
+        let Some(cutoff) = from
+            .and_hms_opt(0, 0, 0)
+            .and_then(|t| t.and_local_timezone(ctx.timezone).earliest())
+            .map(|t| t.with_timezone(&chrono::Utc))
+        else {
+            return;
+        };
+        let before = rows.len();
+        rows.retain(|r| r.ordered_at.is_none_or(|t| t >= cutoff));
+        batch.filtered += (before - rows.len()) as u64;
     }
 
     fn map_orders(&self, items: Vec<Decoded<Order>>, ctx: Option<&MappingContext>) -> Batch {
@@ -807,6 +844,7 @@ impl Batch {
             poison: Vec::new(),
             fetched: 0,
             unmapped: 0,
+            filtered: 0,
             history_records: 0,
             next_since_id: None,
             next_snapshot_page: None,
@@ -838,6 +876,7 @@ impl Batch {
         self.poison.extend(other.poison);
         self.fetched += other.fetched;
         self.unmapped += other.unmapped;
+        self.filtered += other.filtered;
     }
 }
 

@@ -43,6 +43,7 @@ async fn connection_test_reports_key_and_scope_problems() {
             sync_customers: true,
             sync_interval_minutes: 60,
             status_mapping: Default::default(),
+            orders_created_from: None,
         })
         .await
         .expect("integration");

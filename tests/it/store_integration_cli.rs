@@ -120,6 +120,40 @@ async fn add_list_set_remove() {
     assert_eq!(six.sync_interval_minutes, 10);
     assert_eq!(six.api_key.expose(), "OtherSecretKey-987654321");
 
+    // The orders date filter: set, shown by `list --json`, removed with `all`, refused when
+    // it is not a date (and nothing changes).
+    let from = |args: &[&str]| {
+        run(
+            &db,
+            &[&["integration", "set", "--project-id", "6"], args].concat(),
+            "",
+        )
+    };
+    let o = from(&["--orders-from", "2025-03-01"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let listed = run(&db, &["integration", "list", "--json"], "");
+    assert!(
+        text(&listed).contains("\"orders_created_from\": \"2025-03-01\""),
+        "{}",
+        text(&listed)
+    );
+    let o = from(&["--orders-from", "March"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("YYYY-MM-DD"), "{}", text(&o));
+    let filtered = store.get_integration(6).await.unwrap().unwrap();
+    assert_eq!(filtered.orders_created_from, "2025-03-01".parse().ok());
+    let o = from(&["--orders-from", "all"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        store
+            .get_integration(6)
+            .await
+            .unwrap()
+            .unwrap()
+            .orders_created_from,
+        None
+    );
+
     let set_key = run(
         &db,
         &["integration", "set", "--project-id", "6", "--api-key-stdin"],

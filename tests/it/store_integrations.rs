@@ -23,6 +23,7 @@ fn new_integration(project_id: i64) -> NewIntegration {
         sync_customers: false,
         sync_interval_minutes: 30,
         status_mapping: HashMap::from([("paid".to_string(), OrderStatus::Confirmed)]),
+        orders_created_from: None,
     }
 }
 

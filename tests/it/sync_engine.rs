@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use retailcrm_sync::crm::ErrorClass;
 use retailcrm_sync::model::{OrderStatus, Stream};
-use retailcrm_sync::sync::{JobSpec, SyncError};
+use retailcrm_sync::store::IntegrationPatch;
+use retailcrm_sync::sync::{Engine, JobSpec, Progress, SyncError};
 use sync_support::{
     PROJECT, Spec, World, assert_level_with_mock, count, exec, expected_status, route_diff,
 };
@@ -464,6 +465,94 @@ async fn resync_repairs_rows_changed_behind_the_engine() {
         "{c:?}"
     );
     assert_level_with_mock(&w, &HashMap::new(), &HashMap::new()).await;
+}
+
+/// 6d. The integration's date filter (`orders_created_from`): the snapshot asks RetailCRM for
+/// the orders created from that date only, and orders named by history that are older are
+/// left out and counted; newer ones flow as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_created_before_the_filter_date_are_left_out() {
+    let w = World::new(Spec {
+        orders: 400,
+        customers: 100,
+        seed: 29,
+        page_size: 50,
+        ..Spec::default()
+    })
+    .await;
+    // The median creation day of the account, so about half the orders are older.
+    let mut days: Vec<String> = w
+        .mock
+        .orders_snapshot()
+        .iter()
+        .map(|o| o.created_at[..10].to_string())
+        .collect();
+    days.sort();
+    let from = days[days.len() / 2].clone();
+    let integration = w
+        .store
+        .update_integration(
+            PROJECT,
+            &IntegrationPatch {
+                orders_created_from: Some(Some(from.parse().unwrap())),
+                ..IntegrationPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    let engine = Engine::new(w.store.clone(), w.client.clone(), integration, w.page_size);
+    let expected = |w: &World| -> BTreeMap<i64, String> {
+        w.mock
+            .orders_snapshot()
+            .iter()
+            .filter(|o| o.created_at.as_str() >= from.as_str())
+            .map(|o| (o.id, o.number.clone()))
+            .collect()
+    };
+    let stored = |rows: Vec<sync_support::DbOrder>| -> BTreeMap<i64, String> {
+        rows.into_iter().map(|r| (r.rid, r.number)).collect()
+    };
+    let before = w.routes();
+    let c = engine
+        .run(JobSpec::All { since_id: None }, &Progress::new())
+        .await
+        .unwrap();
+    let want = expected(&w);
+    assert!(want.len() > 50 && want.len() < 350, "{}", want.len());
+    assert_eq!(stored(w.orders().await), want);
+    assert_eq!(
+        c.filtered_out, 0,
+        "the list itself was filtered by RetailCRM"
+    );
+    let listed = route_diff(&before, &w.routes())
+        .get("/api/v5/orders")
+        .copied()
+        .unwrap_or(0);
+    assert_eq!(
+        listed,
+        (want.len() as u64).div_ceil(50),
+        "only the filtered pages were read"
+    );
+
+    // History names an old order (status change) and a new one: only the new one is stored.
+    let old = w
+        .mock
+        .orders_snapshot()
+        .iter()
+        .find(|o| o.created_at.as_str() < from.as_str())
+        .unwrap()
+        .id;
+    w.mock.state().set_order_status(old, "complete", "user");
+    let fresh = w.mock.state().add_random_order("user");
+    let c = engine
+        .run(JobSpec::All { since_id: None }, &Progress::new())
+        .await
+        .unwrap();
+    assert_eq!(c.filtered_out, 1, "{c:?}");
+    let rows = stored(w.orders().await);
+    assert!(rows.contains_key(&fresh));
+    assert!(!rows.contains_key(&old));
+    assert_eq!(rows, expected(&w));
 }
 
 /// 6c. Stream switches and the active flag.

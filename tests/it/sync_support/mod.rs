@@ -101,6 +101,7 @@ impl World {
                 sync_customers: true,
                 sync_interval_minutes: 5,
                 status_mapping: mapping,
+                orders_created_from: None,
             })
             .await
             .expect("integration");

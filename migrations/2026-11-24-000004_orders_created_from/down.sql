@@ -1,0 +1,1 @@
+ALTER TABLE retailcrm_integrations DROP COLUMN orders_created_from;
