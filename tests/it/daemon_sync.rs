@@ -262,6 +262,36 @@ async fn wait_mid_sync(daemon: &common::daemon::Daemon) -> String {
     s.projects[0].running_job.as_ref().unwrap().job_id.clone()
 }
 
+/// After an outage: a sync of project 1 ends in success, nothing is dead, the rows equal the
+/// mock, the daemon still runs, and its log shows `evidence` (the outage hit a running job; it
+/// was not over before the outage began).
+async fn assert_recovers(
+    daemon: &mut common::daemon::Daemon,
+    env: &Env,
+    crm: &retailcrm_sync::mock::MockHandle,
+    after: &str,
+    evidence: &str,
+) {
+    let s = daemon
+        .wait_status(
+            &format!("a sync finished after {after}"),
+            Duration::from_secs(60),
+            |s| {
+                s.projects.iter().any(|p| {
+                    p.last_finished
+                        .as_ref()
+                        .is_some_and(|f| f.outcome == JobOutcome::Succeeded)
+                        && p.running_job.is_none()
+                })
+            },
+        )
+        .await;
+    assert_eq!(s.projects[0].dead_jobs, 0, "{:?}", s.projects[0]);
+    env.assert_equals_mock(1, crm).await;
+    assert!(daemon.try_exit().is_none(), "the daemon still runs");
+    assert!(env.logs().contains(evidence), "no `{evidence}` in the log");
+}
+
 /// Redis dies mid-sync (kill -9, no final save) and comes back two seconds later from its
 /// append-only file: the daemon keeps running and answering, the job (or its rerun after the
 /// lease expired) finishes, and Postgres ends equal to the mock with nothing dead.
@@ -287,27 +317,14 @@ async fn redis_crash_mid_sync_is_survived() {
     assert!(daemon.call(&Request::Ping).await.ok, "and keeps answering");
     let _redis = PrivateRedis::start(dir.path(), port);
 
-    let s = daemon
-        .wait_status(
-            "a sync finished after Redis came back",
-            Duration::from_secs(60),
-            |s| {
-                s.projects.iter().any(|p| {
-                    p.last_finished
-                        .as_ref()
-                        .is_some_and(|f| f.outcome == JobOutcome::Succeeded)
-                        && p.running_job.is_none()
-                })
-            },
-        )
-        .await;
-    assert_eq!(s.projects[0].dead_jobs, 0, "{:?}", s.projects[0]);
-    env.assert_equals_mock(1, &crm).await;
-    assert!(daemon.try_exit().is_none());
-    assert!(
-        env.logs().contains("lease renewal failed"),
-        "the outage hit a running job (it was not over before Redis died)"
-    );
+    assert_recovers(
+        &mut daemon,
+        &env,
+        &crm,
+        "Redis came back",
+        "lease renewal failed",
+    )
+    .await;
 }
 
 /// Postgres goes away mid-sync (every connection cut, new ones refused for three seconds): the
@@ -338,28 +355,14 @@ async fn postgres_outage_mid_sync_is_survived() {
     assert!(daemon.call(&Request::Ping).await.ok, "and keeps answering");
     proxy.restore();
 
-    let s = daemon
-        .wait_status(
-            "a sync finished after Postgres came back",
-            Duration::from_secs(60),
-            |s| {
-                s.projects.iter().any(|p| {
-                    p.last_finished
-                        .as_ref()
-                        .is_some_and(|f| f.outcome == JobOutcome::Succeeded)
-                        && p.running_job.is_none()
-                })
-            },
-        )
-        .await;
-    assert_eq!(s.projects[0].dead_jobs, 0, "{:?}", s.projects[0]);
-    env.assert_equals_mock(1, &crm).await;
-    assert!(daemon.try_exit().is_none());
-    assert!(
-        env.logs()
-            .contains("waits for Postgres without spending an attempt"),
-        "the outage hit the running job"
-    );
+    assert_recovers(
+        &mut daemon,
+        &env,
+        &crm,
+        "Postgres came back",
+        "waits for Postgres without spending an attempt",
+    )
+    .await;
 }
 
 /// Two daemons on one database, Redis and key prefix (DESIGN.md section 9 without its lease):
