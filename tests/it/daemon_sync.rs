@@ -262,6 +262,23 @@ async fn wait_mid_sync(daemon: &common::daemon::Daemon) -> String {
     s.projects[0].running_job.as_ref().unwrap().job_id.clone()
 }
 
+/// Waits (up to 40 s) until `daemon` reports job `job_id` of project 1 as succeeded.
+async fn job_succeeded(
+    daemon: &common::daemon::Daemon,
+    what: &str,
+    job_id: &str,
+) -> retailcrm_sync::control::protocol::DaemonStatus {
+    daemon
+        .wait_status(what, Duration::from_secs(40), |s| {
+            s.projects.iter().any(|p| {
+                p.last_finished
+                    .as_ref()
+                    .is_some_and(|f| f.job_id == job_id && f.outcome == JobOutcome::Succeeded)
+            })
+        })
+        .await
+}
+
 /// After an outage: a sync of project 1 ends in success, nothing is dead, the rows equal the
 /// mock, the daemon still runs, and its log shows `evidence` (the outage hit a running job; it
 /// was not over before the outage began).
@@ -410,19 +427,7 @@ async fn two_daemons_share_a_project_and_one_takes_over() {
         .job_id
         .clone();
     runner.kill9();
-    let s = survivor
-        .wait_status(
-            "the other daemon finished the job",
-            Duration::from_secs(40),
-            |s| {
-                s.projects.iter().any(|p| {
-                    p.last_finished
-                        .as_ref()
-                        .is_some_and(|f| f.job_id == job_id && f.outcome == JobOutcome::Succeeded)
-                })
-            },
-        )
-        .await;
+    let s = job_succeeded(&survivor, "the other daemon finished the job", &job_id).await;
     assert_eq!(s.projects[0].dead_jobs, 0);
     env.assert_equals_mock(1, &crm).await;
     let overlaps = env
@@ -457,19 +462,7 @@ async fn kill_9_mid_sync_resumes_after_lease_expiry() {
     );
     assert!(!daemon.socket.exists() || std::fs::metadata(&daemon.socket).is_ok());
     let daemon = env.start().await;
-    let s = daemon
-        .wait_status(
-            "the job finished after restart",
-            Duration::from_secs(40),
-            |s| {
-                s.projects.iter().any(|p| {
-                    p.last_finished
-                        .as_ref()
-                        .is_some_and(|f| f.job_id == job_id && f.outcome == JobOutcome::Succeeded)
-                })
-            },
-        )
-        .await;
+    let s = job_succeeded(&daemon, "the job finished after restart", &job_id).await;
     assert_eq!(s.projects[0].dead_jobs, 0);
     env.assert_equals_mock(1, &crm).await;
     // The interrupted run stays `running` in sync_runs (its process died); the resumed one
