@@ -4,8 +4,9 @@
 //! Why our own queue instead of a crate: we need, at once, leases that survive `kill -9` (the job
 //! returns after the lease runs out, and a job that keeps stalling ends in dead letters instead of
 //! crash-looping), exponential retries stored in Redis (not sleeping in the worker), rate limits
-//! and database outages that do not spend attempts, coalescing of identical waiting jobs, and a per-project queue so one
-//! busy project never delays another. See DESIGN.md §5 and reference/anchors.md part A.
+//! and database outages that do not spend attempts, coalescing of identical waiting jobs, and a
+//! per-project queue so one busy project never delays another. See DESIGN.md §5 and
+//! reference/anchors.md part A.
 //!
 //! # Layout (all keys under `key_prefix`)
 //! - `<p>:job:<id>` HASH: `data` (immutable JSON), `attempts`, `max_attempts`, `stalls`, `state`,
