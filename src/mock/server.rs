@@ -638,12 +638,17 @@ async fn orders_create(State(shared): State<AppState>, Form(form): Form<Pairs>) 
         Err(r) => return r,
     };
     let mut st = shared.write();
-    match st.api_create_order(&order) {
+    let result = st.api_create_order(&order);
+    order_written(&st, StatusCode::CREATED, result)
+}
+
+/// The answer to an order write: the id and the order as stored, or the write's error.
+fn order_written(st: &MockState, status: StatusCode, result: Result<i64, WriteError>) -> Response {
+    match result {
         Ok(id) => {
             let rendered = st.orders.get(&id).map(|o| st.render_order(o));
-            drop(st);
             json_response(
-                StatusCode::CREATED,
+                status,
                 &json!({"success": true, "id": id, "order": rendered}),
             )
         }
@@ -661,17 +666,8 @@ async fn orders_edit(
         Err(r) => return r,
     };
     let mut st = shared.write();
-    match st.api_edit_order(&key, &by, &order) {
-        Ok(id) => {
-            let rendered = st.orders.get(&id).map(|o| st.render_order(o));
-            drop(st);
-            json_response(
-                StatusCode::OK,
-                &json!({"success": true, "id": id, "order": rendered}),
-            )
-        }
-        Err(e) => write_error(e),
-    }
+    let result = st.api_edit_order(&key, &by, &order);
+    order_written(&st, StatusCode::OK, result)
 }
 
 /// The entity JSON and the `by` parameter (`externalId` by default, as RetailCRM) of an edit.

@@ -279,6 +279,15 @@ async fn job_succeeded(
         .await
 }
 
+/// During an outage: the daemon process still runs and answers `ping`.
+async fn assert_alive(daemon: &mut common::daemon::Daemon, outage: &str) {
+    assert!(daemon.try_exit().is_none(), "the daemon survives {outage}");
+    assert!(
+        daemon.call(&Request::Ping).await.ok,
+        "and answers during {outage}"
+    );
+}
+
 /// After an outage: a sync of project 1 ends in success, nothing is dead, the rows equal the
 /// mock, the daemon still runs, and its log shows `evidence` (the outage hit a running job; it
 /// was not over before the outage began).
@@ -327,11 +336,7 @@ async fn redis_crash_mid_sync_is_survived() {
 
     redis.kill();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(
-        daemon.try_exit().is_none(),
-        "the daemon survives Redis going away"
-    );
-    assert!(daemon.call(&Request::Ping).await.ok, "and keeps answering");
+    assert_alive(&mut daemon, "Redis going away").await;
     let _redis = PrivateRedis::start(dir.path(), port);
 
     assert_recovers(
@@ -365,11 +370,7 @@ async fn postgres_outage_mid_sync_is_survived() {
 
     proxy.cut();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(
-        daemon.try_exit().is_none(),
-        "the daemon survives Postgres going away"
-    );
-    assert!(daemon.call(&Request::Ping).await.ok, "and keeps answering");
+    assert_alive(&mut daemon, "Postgres going away").await;
     proxy.restore();
 
     assert_recovers(

@@ -44,37 +44,8 @@ async fn twenty_thousand_orders() {
             }
         })
         .collect();
-    let mut cursor = Cursor::default();
-    let started = Instant::now();
-    for chunk in orders.chunks(100) {
-        let next = Cursor {
-            since_id: Some(chunk[0].retailcrm_id),
-            snapshot_page: None,
-            snapshot_total: None,
-            version: cursor.version,
-        };
-        cursor = store
-            .commit_orders(1, &cursor, &next, chunk, &[], &[])
-            .await
-            .unwrap()
-            .cursor;
-    }
-    let first = started.elapsed();
-    let started = Instant::now();
-    for chunk in orders.chunks(100) {
-        let next = Cursor {
-            since_id: Some(chunk[0].retailcrm_id),
-            snapshot_page: None,
-            snapshot_total: None,
-            version: cursor.version,
-        };
-        cursor = store
-            .commit_orders(1, &cursor, &next, chunk, &[], &[])
-            .await
-            .unwrap()
-            .cursor;
-    }
-    let again = started.elapsed();
+    let (cursor, first) = commit_in_batches(&store, Cursor::default(), &orders).await;
+    let (_, again) = commit_in_batches(&store, cursor, &orders).await;
     eprintln!(
         "20000 orders / 5000 users in batches of 100: insert {:.0} orders/s ({:.2} ms/batch), \
          unchanged re-run {:.0} orders/s",
@@ -82,4 +53,27 @@ async fn twenty_thousand_orders() {
         first.as_secs_f64() * 1000.0 / 200.0,
         20_000.0 / again.as_secs_f64()
     );
+}
+
+/// Commits `orders` in batches of 100 from `cursor`; returns the last cursor and the time taken.
+async fn commit_in_batches(
+    store: &retailcrm_sync::store::Store,
+    mut cursor: Cursor,
+    orders: &[OrderRecord],
+) -> (Cursor, std::time::Duration) {
+    let started = Instant::now();
+    for chunk in orders.chunks(100) {
+        let next = Cursor {
+            since_id: Some(chunk[0].retailcrm_id),
+            snapshot_page: None,
+            snapshot_total: None,
+            version: cursor.version,
+        };
+        cursor = store
+            .commit_orders(1, &cursor, &next, chunk, &[], &[])
+            .await
+            .unwrap()
+            .cursor;
+    }
+    (cursor, started.elapsed())
 }
