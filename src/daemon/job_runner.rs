@@ -473,6 +473,18 @@ mod tests {
             }
         );
         assert!(message.contains("without spending an attempt"), "{message}");
+        // The connection dropped mid-transaction (diesel-async: no SQLSTATE, UnableToSendCommand).
+        let dropped = Failure::Sync(SyncError::Store(StoreError::Query {
+            op: "transaction",
+            source: diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UnableToSendCommand,
+                Box::new("connection closed".to_string()),
+            ),
+        }));
+        assert!(matches!(
+            classify(&dropped, Duration::from_secs(7)).0,
+            FailureClass::Unavailable { .. }
+        ));
         let bad_row = Failure::Sync(SyncError::Store(StoreError::Invalid("x".into())));
         assert_eq!(
             classify(&bad_row, Duration::from_secs(7)).0,

@@ -100,10 +100,14 @@ impl StoreError {
         use diesel::result::{DatabaseErrorKind, Error};
         match self {
             StoreError::Connect { .. } | StoreError::PoolTimeout(_) => true,
+            // diesel-async reports an I/O failure (an error without SQLSTATE, e.g. "connection
+            // closed") as `UnableToSendCommand`; the server never judged the statement.
             StoreError::Query { source, .. } => matches!(
                 source,
-                Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
-                    | Error::BrokenTransactionManager
+                Error::DatabaseError(
+                    DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                    _
+                ) | Error::BrokenTransactionManager
             ),
             _ => false,
         }
