@@ -26,6 +26,7 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use tracing::{debug, warn};
 
+use super::anchor;
 use super::error::{CrmError, ErrorClass};
 use super::ratelimit::{TokenBucket, backoff_delay};
 use super::types::{
@@ -40,7 +41,54 @@ use crate::secret::ApiKey;
 pub const ALLOWED_LIMITS: [u32; 3] = [20, 50, 100];
 /// Most ids one `filter[ids][]` call may carry (one page of 100).
 pub const MAX_IDS_PER_CALL: usize = 100;
-/// Default account timezone when `/settings` does not name one.
+/// A list request by creation time: `from`/`to` are sent as given (`Y-m-d H:i:s` or `Y-m-d`,
+/// account time), `ids` (at most 100) narrow it further, `page` and `limit` page it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListWindow {
+    /// Lower bound of the creation time, inclusive.
+    pub from: Option<String>,
+    /// Upper bound of the creation time.
+    pub to: Option<String>,
+    /// Only these entities (empty: all).
+    pub ids: Vec<i64>,
+    /// Page, 1-based.
+    pub page: u32,
+    /// Page size: 20, 50 or 100.
+    pub limit: u32,
+}
+
+impl ListWindow {
+    fn query(&self, from_key: &str, to_key: &str) -> Result<Vec<(String, String)>, CrmError> {
+        check_limit(self.limit)?;
+        if self.ids.len() > MAX_IDS_PER_CALL {
+            return Err(CrmError::InvalidRequest(format!(
+                "{} ids in one call; RetailCRM returns at most {MAX_IDS_PER_CALL} per page, split the batch",
+                self.ids.len()
+            )));
+        }
+        let mut q: Vec<(String, String)> = vec![
+            ("page".into(), self.page.max(1).to_string()),
+            ("limit".into(), self.limit.to_string()),
+        ];
+        if let Some(f) = &self.from {
+            q.push((from_key.into(), f.clone()));
+        }
+        if let Some(t) = &self.to {
+            q.push((to_key.into(), t.clone()));
+        }
+        q.extend(
+            self.ids
+                .iter()
+                .map(|id| ("filter[ids][]".to_string(), id.to_string())),
+        );
+        Ok(q)
+    }
+}
+
+/// Page size of the history probes that find the newest id (the cheapest RetailCRM accepts).
+const ANCHOR_PROBE_LIMIT: u32 = 20;
+
+/// Timezone assumed when the account's settings name none.
 pub const DEFAULT_TIMEZONE: Tz = chrono_tz::Europe::Moscow;
 
 /// Tuning of one client.
@@ -275,6 +323,20 @@ impl CrmClient {
         self.list("/api/v5/customers", q, |e| e.customers).await
     }
 
+    /// One page of the orders in a creation-time window (`filter[createdAtFrom]`,
+    /// `filter[createdAtTo]`), optionally among `ids`: the snapshot's keyset read.
+    pub async fn orders_window(&self, w: &ListWindow) -> Result<Page<Order>, CrmError> {
+        let q = w.query("filter[createdAtFrom]", "filter[createdAtTo]")?;
+        self.list("/api/v5/orders", q, |e| e.orders).await
+    }
+
+    /// One page of the customers in a creation-time window (`filter[dateFrom]`,
+    /// `filter[dateTo]`), optionally among `ids`.
+    pub async fn customers_window(&self, w: &ListWindow) -> Result<Page<Customer>, CrmError> {
+        let q = w.query("filter[dateFrom]", "filter[dateTo]")?;
+        self.list("/api/v5/customers", q, |e| e.customers).await
+    }
+
     /// `GET /api/v5/orders?filter[ids][]=...&limit=100`: at most 100 ids; ids that no longer
     /// exist (deleted) are simply absent from the result. No request for an empty slice.
     pub async fn orders_by_ids(&self, ids: &[i64]) -> Result<Page<Order>, CrmError> {
@@ -303,7 +365,7 @@ impl CrmClient {
         since_id: Option<i64>,
         limit: u32,
     ) -> Result<HistoryPage<OrderHistoryRecord>, CrmError> {
-        self.history("/api/v5/orders/history", since_id, None, limit)
+        self.history("/api/v5/orders/history", since_id, limit)
             .await
     }
 
@@ -313,53 +375,100 @@ impl CrmClient {
         since_id: Option<i64>,
         limit: u32,
     ) -> Result<HistoryPage<CustomerHistoryRecord>, CrmError> {
-        self.history("/api/v5/customers/history", since_id, None, limit)
+        self.history("/api/v5/customers/history", since_id, limit)
             .await
     }
 
-    /// The newest history record id of a stream (`None` when the history is empty): page 1
-    /// without `sinceId` gives `totalPageCount`, then the last page gives the newest record.
-    /// Used as the snapshot anchor before a full load; a change made between the two calls is
-    /// at worst seen twice, never missed.
+    /// The newest history record id of a stream (`None` when the history is empty), found with
+    /// at most [`anchor::DEFAULT_BUDGET`] requests of `limit=20` whatever the size of the
+    /// history, and never a `page` (see [`anchor`]). Used as the snapshot anchor before a full
+    /// load; a change made during the search is at worst seen twice, never missed.
     pub async fn latest_history_id(&self, stream: Stream) -> Result<Option<i64>, CrmError> {
-        match stream {
-            Stream::Orders => {
-                self.latest_in::<OrderHistoryRecord>("/api/v5/orders/history")
-                    .await
-            }
-            Stream::Customers => {
-                self.latest_in::<CustomerHistoryRecord>("/api/v5/customers/history")
-                    .await
-            }
-        }
+        Ok(self.history_anchor(stream).await?.newest)
     }
 
-    async fn latest_in<T>(&self, path: &str) -> Result<Option<i64>, CrmError>
+    /// [`CrmClient::latest_history_id`] with the search's request count and exactness.
+    pub async fn history_anchor(&self, stream: Stream) -> Result<anchor::Anchor, CrmError> {
+        let found = match stream {
+            Stream::Orders => {
+                self.anchor_in::<OrderHistoryRecord>("/api/v5/orders/history")
+                    .await?
+            }
+            Stream::Customers => {
+                self.anchor_in::<CustomerHistoryRecord>("/api/v5/customers/history")
+                    .await?
+            }
+        };
+        if !found.exact {
+            warn!(
+                %stream,
+                requests = found.requests,
+                newest = ?found.newest,
+                "the newest history id was not pinned down within the request budget; \
+                 anchoring at the best lower bound (correct, the history walk is longer)"
+            );
+        }
+        Ok(found)
+    }
+
+    /// How many history records are newer than `since_id`: one request of `limit=20`
+    /// (`totalCount` of `filter[sinceId]`). `None` when the response carries no plausible count.
+    pub async fn history_backlog(
+        &self,
+        stream: Stream,
+        since_id: i64,
+    ) -> Result<Option<u64>, CrmError> {
+        let probe = match stream {
+            Stream::Orders => {
+                self.probe::<OrderHistoryRecord>("/api/v5/orders/history", Some(since_id))
+                    .await?
+            }
+            Stream::Customers => {
+                self.probe::<CustomerHistoryRecord>("/api/v5/customers/history", Some(since_id))
+                    .await?
+            }
+        };
+        Ok(if probe.last {
+            Some(probe.ids.len() as u64)
+        } else {
+            probe.total
+        })
+    }
+
+    async fn anchor_in<T>(&self, path: &str) -> Result<anchor::Anchor, CrmError>
     where
         T: DeserializeOwned + super::types::HasHistoryId,
     {
-        let first: HistoryPage<T> = self.history(path, None, Some(1), 100).await?;
-        let mut best = first.max_id();
-        let pages = first.pagination.total_page_count;
-        if pages > 1 {
-            let last: HistoryPage<T> = self.history(path, None, Some(pages), 100).await?;
-            best = best.max(last.max_id());
-            // Someone added records between the calls: walk forward from what we know.
-            if let Some(mut cursor) = best {
-                loop {
-                    let more: HistoryPage<T> = self.history(path, Some(cursor), None, 100).await?;
-                    match more.max_id() {
-                        Some(id) if id > cursor => cursor = id,
-                        _ => break,
-                    }
-                    if more.pagination.is_last() {
-                        break;
-                    }
-                }
-                best = Some(cursor);
-            }
-        }
-        Ok(best)
+        anchor::newest_id(
+            |since| self.probe::<T>(path, since),
+            ANCHOR_PROBE_LIMIT,
+            anchor::DEFAULT_BUDGET,
+        )
+        .await
+    }
+
+    /// One cheap history request (`limit=20`, no `page`), reduced to what a search needs.
+    async fn probe<T>(&self, path: &str, since: Option<i64>) -> Result<anchor::Probe, CrmError>
+    where
+        T: DeserializeOwned + super::types::HasHistoryId,
+    {
+        let page: HistoryPage<T> = self.history(path, since, ANCHOR_PROBE_LIMIT).await?;
+        let ids: Vec<i64> = page
+            .items
+            .iter()
+            .filter_map(|d| match d {
+                super::Decoded::Ok(r) => Some(r.history_id()),
+                super::Decoded::Poison(p) => p.id,
+            })
+            .collect();
+        let p = page.pagination;
+        let has_pagination = p.total_page_count > 0 || p.total_count > 0;
+        let shown = page.items.len() as u64;
+        Ok(anchor::Probe {
+            last: shown < u64::from(ANCHOR_PROBE_LIMIT) || (has_pagination && p.is_last()),
+            total: (has_pagination && p.total_count >= shown).then_some(p.total_count),
+            ids,
+        })
     }
 
     // -----------------------------------------------------------------------------------------
@@ -473,19 +582,18 @@ impl CrmClient {
     // Plumbing
     // -----------------------------------------------------------------------------------------
 
+    /// One history request. Never sends `page`: RetailCRM refuses it with `sinceId` and for
+    /// deep pages; without `since_id` it is page 1, the oldest records.
     async fn history<T: DeserializeOwned>(
         &self,
         path: &str,
         since_id: Option<i64>,
-        page: Option<u32>,
         limit: u32,
     ) -> Result<HistoryPage<T>, CrmError> {
         check_limit(limit)?;
         let mut q: Vec<(String, String)> = vec![("limit".into(), limit.to_string())];
-        match (since_id, page) {
-            (Some(id), _) => q.push(("filter[sinceId]".into(), id.to_string())),
-            (None, Some(p)) => q.push(("page".into(), p.max(1).to_string())),
-            (None, None) => {}
+        if let Some(id) = since_id {
+            q.push(("filter[sinceId]".into(), id.to_string()));
         }
         self.read_with_retries(path, q, |status, body| decode_history(path, status, body))
             .await

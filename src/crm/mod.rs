@@ -15,8 +15,10 @@
 //! - `Access denied.` means a missing scope or store; an HTML body (or 404/405 with
 //!   `Account does not exist`) means a wrong account URL; 5xx with HTML is transient.
 //! - 503 and 429 both mean "rate limited" and carry no `Retry-After`; we back off ourselves.
-//! - History `id`s are strictly increasing per stream; `filter[sinceId]` is exclusive; `page`
-//!   without `sinceId` walks the whole history (used once, to find the newest id).
+//! - History `id`s are strictly increasing per stream; `filter[sinceId]` is exclusive and its
+//!   `totalCount` counts the records above it (used as a hint only). `page` is never sent to a
+//!   history endpoint: RetailCRM refuses deep pages, so the newest id is found by a bounded
+//!   search on `sinceId` ([`anchor`]).
 //! - `filter[ids][]` with `limit=100` returns every live entity among up to 100 ids; deleted ids
 //!   are silently absent.
 //! - The default order of `/orders` and `/customers` is not documented. The mock serves newest
@@ -26,6 +28,7 @@
 //! - Money arrives as JSON numbers written by PHP (`1234.5`, `0`); numeric strings are accepted.
 //! - Create answers 201, edit 200; any 2xx with `success: true` is success.
 
+pub mod anchor;
 pub mod client;
 pub mod decode;
 pub mod error;
@@ -33,7 +36,9 @@ pub mod ratelimit;
 pub mod types;
 pub mod wire;
 
-pub use client::{ALLOWED_LIMITS, ClientOptions, CrmClient, DEFAULT_TIMEZONE, MAX_IDS_PER_CALL};
+pub use client::{
+    ALLOWED_LIMITS, ClientOptions, CrmClient, DEFAULT_TIMEZONE, ListWindow, MAX_IDS_PER_CALL,
+};
 pub use decode::{Decoded, PoisonItem, parse_crm_datetime};
 pub use error::{CrmError, ErrorClass};
 pub use types::{

@@ -120,7 +120,8 @@ async fn run_job_inner(deps: JobDeps, mut lease: Lease) -> JobEnd {
         deps.client.clone(),
         deps.integration.clone(),
         deps.page_size,
-    );
+    )
+    .with_job_id(job.id.to_string());
     let spec = job_spec(&job.kind, job.since_id);
     let engine_progress = progress.clone();
     let mut task =
@@ -295,14 +296,16 @@ async fn measure_cursor_lag(deps: &JobDeps) -> Option<i64> {
                 .load_cursor(project_id, stream)
                 .await
                 .map_err(|e| e.to_string())?;
-            let newest = deps
+            let Some(since) = cursor.since_id else {
+                continue;
+            };
+            // One request of `limit=20` per stream: `totalCount` above the cursor.
+            let backlog = deps
                 .client
-                .latest_history_id(stream)
+                .history_backlog(stream, since)
                 .await
                 .map_err(|e| e.to_string())?;
-            if let (Some(newest), Some(since)) = (newest, cursor.since_id) {
-                lag += (newest - since).max(0);
-            }
+            lag += backlog.map_or(0, |b| i64::try_from(b).unwrap_or(i64::MAX));
         }
         Ok::<i64, String>(lag)
     };

@@ -21,6 +21,13 @@ pub struct Cursor {
     /// During the first full listing: the list's `totalCount` when the last page was read, so
     /// a snapshot resumed later notices deletions made meanwhile; `None` outside it.
     pub snapshot_total: Option<i64>,
+    /// During the first full listing: the creation time (`Y-m-d H:i:s`, account time) where
+    /// the next window starts; `None` before the first window.
+    #[serde(default)]
+    pub snapshot_from: Option<String>,
+    /// The resync job that reset this cursor, so its retries resume instead of starting over.
+    #[serde(default)]
+    pub snapshot_job: Option<String>,
     /// Bumped by every commit; a commit must present the version it read.
     pub version: i64,
 }
@@ -69,6 +76,10 @@ struct CursorRow {
     snapshot_page: Option<i32>,
     #[diesel(sql_type = Nullable<BigInt>)]
     snapshot_total: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    snapshot_from: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    snapshot_job: Option<String>,
     #[diesel(sql_type = BigInt)]
     version: i64,
 }
@@ -79,6 +90,8 @@ impl From<CursorRow> for Cursor {
             since_id: r.since_id,
             snapshot_page: r.snapshot_page,
             snapshot_total: r.snapshot_total,
+            snapshot_from: r.snapshot_from,
+            snapshot_job: r.snapshot_job,
             version: r.version,
         }
     }
@@ -89,7 +102,8 @@ impl Store {
     pub async fn load_cursor(&self, project_id: i64, stream: Stream) -> Result<Cursor, StoreError> {
         let mut conn = self.conn().await?;
         let rows: Vec<CursorRow> = prepared(
-            "SELECT since_id, snapshot_page, snapshot_total, version FROM sync_cursors \
+            "SELECT since_id, snapshot_page, snapshot_total, snapshot_from, snapshot_job, version \
+             FROM sync_cursors \
              WHERE project_id = $1 AND stream = $2",
         )
         .bind::<BigInt, _>(project_id)
@@ -136,24 +150,27 @@ pub(crate) async fn compare_and_set(
     let rows: Vec<CursorRow> = if expected.version == 0 {
         prepared(
             "INSERT INTO sync_cursors \
-             (project_id, stream, since_id, snapshot_page, snapshot_total, version) \
-             VALUES ($1, $2, $3, $4, $5, 1) ON CONFLICT (project_id, stream) DO NOTHING \
-             RETURNING since_id, snapshot_page, snapshot_total, version",
+             (project_id, stream, since_id, snapshot_page, snapshot_total, snapshot_from, \
+              snapshot_job, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 1) ON CONFLICT (project_id, stream) DO NOTHING \
+             RETURNING since_id, snapshot_page, snapshot_total, snapshot_from, snapshot_job, version",
         )
         .bind::<BigInt, _>(project_id)
         .bind::<Text, _>(stream.as_str())
         .bind::<Nullable<BigInt>, _>(next.since_id)
         .bind::<Nullable<Integer>, _>(next.snapshot_page)
         .bind::<Nullable<BigInt>, _>(next.snapshot_total)
+        .bind::<Nullable<Text>, _>(next.snapshot_from.as_deref())
+        .bind::<Nullable<Text>, _>(next.snapshot_job.as_deref())
         .load(conn)
         .await
         .map_err(op("insert cursor"))?
     } else {
         prepared(
             "UPDATE sync_cursors SET since_id = $3, snapshot_page = $4, snapshot_total = $6, \
-             version = version + 1, updated_at = now() \
+             snapshot_from = $7, snapshot_job = $8, version = version + 1, updated_at = now() \
              WHERE project_id = $1 AND stream = $2 AND version = $5 \
-             RETURNING since_id, snapshot_page, snapshot_total, version",
+             RETURNING since_id, snapshot_page, snapshot_total, snapshot_from, snapshot_job, version",
         )
         .bind::<BigInt, _>(project_id)
         .bind::<Text, _>(stream.as_str())
@@ -161,6 +178,8 @@ pub(crate) async fn compare_and_set(
         .bind::<Nullable<Integer>, _>(next.snapshot_page)
         .bind::<BigInt, _>(expected.version)
         .bind::<Nullable<BigInt>, _>(next.snapshot_total)
+        .bind::<Nullable<Text>, _>(next.snapshot_from.as_deref())
+        .bind::<Nullable<Text>, _>(next.snapshot_job.as_deref())
         .load(conn)
         .await
         .map_err(op("advance cursor"))?

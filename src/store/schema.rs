@@ -74,6 +74,8 @@ diesel::table! {
         snapshot_total -> Nullable<BigInt>,
         version -> BigInt,
         updated_at -> Timestamptz,
+        snapshot_from -> Nullable<Text>,
+        snapshot_job -> Nullable<Text>,
     }
 }
 

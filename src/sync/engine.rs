@@ -1,10 +1,11 @@
 //! The sync algorithm for one project (DESIGN.md section 4).
 //!
 //! Per stream (orders, customers) the cursor in Postgres says where we are:
-//! - never synced: remember the newest history id (the *anchor*), then page through the full
-//!   list, one committed batch per page (`snapshot_page` records the next page, so an interrupted
-//!   snapshot resumes where it stopped), then walk history from the anchor so changes made during
-//!   the snapshot are not missed;
+//! - never synced: remember the newest history id (the *anchor*, found by a bounded search:
+//!   [`crate::crm::anchor`]), then read the full list window by window ([`snapshot`]), one
+//!   committed batch per window (`snapshot_from` records where the next window starts, so an
+//!   interrupted snapshot resumes there), then walk history from the anchor so changes made
+//!   during the snapshot are not missed;
 //! - synced: walk `/history` with `filter[sinceId]`, collect the changed ids, re-fetch the current
 //!   entities by `filter[ids][]`, upsert them, mark deletions, and advance the cursor **in the same
 //!   transaction** as the rows (compare-and-set on the cursor version, so two runs of one project
@@ -20,25 +21,18 @@
 //! finishes or rolls back by itself; if it lands after the next run read the cursor, that run
 //! gets [`SyncError::Conflict`] and is retried.
 //!
-//! # Lists shifting under a snapshot
-//! Lists are paged by number, and the mock (like, probably, RetailCRM) serves them newest
-//! first. Deleting an entity on a page already read shifts the next unread entity onto that
-//! page; it would never be fetched (it did not change, so history does not name it either).
-//! Every page carries the list's `totalCount`: when it shrinks between two pages, the snapshot
-//! steps back as many pages as entities disappeared and reads them again (repeats are harmless
-//! upserts). New entities only push others to later pages (read twice, harmless). The count is
-//! stored with the cursor (`snapshot_total`), so a snapshot suspended between two runs (stop,
-//! crash, failed attempt) compares the first page it reads with the count of the last page
-//! committed and steps back the same way. Not covered: a list served oldest first where
-//! creations and deletions between two pages cancel out in `totalCount`; a later `since_id`
-//! replay does not repair that (the skipped entity has no history), a fresh first sync
-//! (cursor reset) does.
+//! # The snapshot does not page
+//! A first sync reads the list in windows of creation time, each returned whole by one request,
+//! so entities created or deleted meanwhile cannot shift an unchanged one out of sight, whatever
+//! the list's sort order; see [`snapshot`] for the method and why it is complete.
 //!
 //! # Order -> user links are resolved when an order is written
 //! Customers sharing an e-mail or phone are one user (the store's rule). If the customer owning
 //! that user later changes its e-mail/phone, the other customer's existing orders keep that
 //! user until they change themselves, and a customer merged that way has no user of its own
 //! until it changes (the store records no link for it).
+
+mod snapshot;
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -161,6 +155,8 @@ struct Batch {
     next_snapshot_page: Option<i32>,
     /// The list's `totalCount` stored with `next_snapshot_page` (see [`Cursor::snapshot_total`]).
     next_snapshot_total: Option<i64>,
+    /// Where the snapshot's next window starts (see [`Cursor::snapshot_from`]).
+    next_snapshot_from: Option<String>,
     /// Total entities of the phase, when the API says.
     total: Option<u64>,
 }
@@ -172,6 +168,8 @@ pub struct Engine {
     client: CrmClient,
     integration: Integration,
     page_size: u32,
+    /// The queue job this engine runs, when it runs one (marks a resync's cursor reset).
+    job_id: Option<String>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -192,7 +190,15 @@ impl Engine {
             client,
             integration,
             page_size,
+            job_id: None,
         }
+    }
+
+    /// The same engine, running queue job `job_id`: a resync it runs resumes after a crash or
+    /// a failed attempt instead of starting over.
+    pub fn with_job_id(mut self, job_id: impl Into<String>) -> Self {
+        self.job_id = Some(job_id.into());
+        self
     }
 
     fn project_id(&self) -> i64 {
@@ -306,6 +312,7 @@ impl Engine {
         batch.next_since_id = cursor.since_id;
         batch.next_snapshot_page = cursor.snapshot_page;
         batch.next_snapshot_total = cursor.snapshot_total;
+        batch.next_snapshot_from = cursor.snapshot_from.clone();
         self.commit(stream, &cursor, batch, progress, counts)
             .await?;
         Ok(())
@@ -313,19 +320,27 @@ impl Engine {
 
     /// Forgets where `stream` stands, so the sync that follows starts over with a snapshot.
     /// A compare-and-set like any commit: a concurrent run of the project gets a conflict.
+    /// The reset is marked with the job's id: a retry of the same job (or its rerun after a
+    /// crash) finds its own mark and resumes the snapshot it started instead of starting over.
     async fn reset_cursor(&self, stream: Stream) -> Result<(), SyncError> {
         let cursor = self
             .store
             .load_cursor(self.project_id(), stream)
             .await
             .map_err(|e| self.store_err(e, stream))?;
-        if cursor.since_id.is_none() && cursor.snapshot_page.is_none() {
-            return Ok(()); // never synced, or already reset by an interrupted resync
+        if self.job_id.is_some() && cursor.snapshot_job == self.job_id {
+            info!(project_id = self.project_id(), %stream, "resync resumes where its earlier attempt stopped");
+            return Ok(());
+        }
+        if self.job_id.is_none() && cursor.since_id.is_none() && cursor.snapshot_page.is_none() {
+            return Ok(()); // never synced
         }
         let fresh = Cursor {
             since_id: None,
             snapshot_page: None,
             snapshot_total: None,
+            snapshot_from: None,
+            snapshot_job: self.job_id.clone(),
             version: cursor.version,
         };
         self.commit_cursor_only(stream, &cursor, &fresh).await?;
@@ -357,26 +372,21 @@ impl Engine {
                 since_id: Some(anchor),
                 snapshot_page: Some(1),
                 snapshot_total: None,
+                snapshot_from: None,
+                snapshot_job: cursor.snapshot_job.clone(),
                 version: cursor.version,
             };
             cursor = self.commit_cursor_only(stream, &cursor, &next).await?;
             info!(project_id, %stream, anchor, "first sync: snapshot starts");
         }
 
-        if let Some(page) = cursor.snapshot_page {
-            let done = u64::try_from(page - 1).unwrap_or(0) * u64::from(self.page_size);
-            progress.begin(stream, "snapshot", done, None);
-            let seen_total = cursor.snapshot_total.and_then(|t| u64::try_from(t).ok());
+        if let Some(windows) = cursor.snapshot_page {
+            progress.begin(stream, "snapshot", 0, None);
+            debug!(project_id, %stream, windows_done = windows - 1, from = ?cursor.snapshot_from, "snapshot resumes");
+            let at = cursor.clone();
             cursor = self
                 .run_pipeline(stream, cursor.clone(), progress, counts, |tx| {
-                    self.produce_snapshot(
-                        stream,
-                        page,
-                        seen_total,
-                        cursor.since_id,
-                        ctx.as_ref(),
-                        tx,
-                    )
+                    self.produce_windows(stream, &at, ctx.as_ref(), tx)
                 })
                 .await?;
         }
@@ -438,56 +448,6 @@ impl Engine {
         Ok(cursor)
     }
 
-    /// Pages through the full list from `first_page`; each page is one batch whose cursor
-    /// points at the next page (or ends the snapshot). `seen_total` is the list's size when
-    /// the page before `first_page` was read (stored with the cursor by an earlier run).
-    async fn produce_snapshot(
-        &self,
-        stream: Stream,
-        first_page: i32,
-        seen_total: Option<u64>,
-        anchor: Option<i64>,
-        ctx: Option<&MappingContext>,
-        tx: mpsc::Sender<Batch>,
-    ) -> Result<(), SyncError> {
-        let mut page = first_page.max(1) as u32;
-        let mut prev_total: Option<u64> = seen_total;
-        loop {
-            let (mut batch, pagination) = self.fetch_page(stream, page, ctx).await?;
-            // The list shrank since the previous page: entities on pages already read were
-            // deleted, which shifts as many unread entities onto those pages. Step back far
-            // enough to read them again (re-reading is harmless: upserts).
-            let back = match prev_total {
-                Some(prev) if pagination.total_count < prev => {
-                    let shrunk = prev - pagination.total_count;
-                    u32::try_from(shrunk.div_ceil(u64::from(self.page_size.max(1))))
-                        .unwrap_or(u32::MAX)
-                }
-                _ => 0,
-            };
-            prev_total = Some(pagination.total_count);
-            let next = if back > 0 {
-                Some(page.saturating_sub(back).max(1))
-            } else if batch.fetched == 0 || page >= pagination.total_page_count {
-                None
-            } else {
-                Some(page + 1)
-            };
-            debug!(project_id = self.project_id(), %stream, page, back, "snapshot page fetched");
-            batch.total = Some(pagination.total_count);
-            batch.next_since_id = anchor;
-            batch.next_snapshot_page = next.map(|p| i32::try_from(p).unwrap_or(i32::MAX));
-            batch.next_snapshot_total = next.and(i64::try_from(pagination.total_count).ok());
-            if tx.send(batch).await.is_err() {
-                return Ok(()); // the writer stopped; its error is reported
-            }
-            match next {
-                Some(p) => page = p,
-                None => return Ok(()),
-            }
-        }
-    }
-
     /// Walks history from `start` (exclusive); each history page becomes one batch of re-fetched
     /// entities, whose cursor is the page's last record id (never behind `stored`).
     async fn produce_history(
@@ -527,6 +487,7 @@ impl Engine {
             batch.next_since_id = Some(stored.map_or(last_id, |s| s.max(last_id)));
             batch.next_snapshot_page = None;
             batch.next_snapshot_total = None;
+            batch.next_snapshot_from = None;
             if tx.send(batch).await.is_err() {
                 return Ok(());
             }
@@ -551,6 +512,8 @@ impl Engine {
             since_id: batch.next_since_id,
             snapshot_page: batch.next_snapshot_page,
             snapshot_total: batch.next_snapshot_total,
+            snapshot_from: batch.next_snapshot_from.clone(),
+            snapshot_job: expected.snapshot_job.clone(),
             version: expected.version,
         };
         let started = Instant::now();
@@ -664,31 +627,6 @@ impl Engine {
                 stream,
             },
             other => SyncError::Store(other),
-        }
-    }
-
-    /// One list page, mapped.
-    async fn fetch_page(
-        &self,
-        stream: Stream,
-        page: u32,
-        ctx: Option<&MappingContext>,
-    ) -> Result<(Batch, crate::crm::types::Pagination), SyncError> {
-        match stream {
-            Stream::Orders => {
-                let from = self.integration.orders_created_from;
-                let p = self
-                    .client
-                    .orders_page_from(page, self.page_size, from)
-                    .await?;
-                let mut batch = self.map_orders(p.items, ctx);
-                self.filter_by_date(&mut batch, ctx);
-                Ok((batch, p.pagination))
-            }
-            Stream::Customers => {
-                let p = self.client.customers_page(page, self.page_size).await?;
-                Ok((self.map_customers(p.items), p.pagination))
-            }
         }
     }
 
@@ -849,6 +787,7 @@ impl Batch {
             next_since_id: None,
             next_snapshot_page: None,
             next_snapshot_total: None,
+            next_snapshot_from: None,
             total: None,
         }
     }
@@ -861,6 +800,7 @@ impl Batch {
         self.next_since_id = later.next_since_id;
         self.next_snapshot_page = later.next_snapshot_page;
         self.next_snapshot_total = later.next_snapshot_total;
+        self.next_snapshot_from = later.next_snapshot_from.clone();
         if later.total.is_some() {
             self.total = later.total;
         }

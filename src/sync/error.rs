@@ -22,6 +22,18 @@ pub enum SyncError {
         project_id: i64,
         stream: crate::model::Stream,
     },
+    /// A snapshot window that needed pages never read completely: the list kept changing
+    /// under it (or its order is unstable). Retried; the snapshot resumes at that window.
+    #[error(
+        "the {stream} list of project {project_id} kept changing while a snapshot window was \
+         read ({rounds} full reads disagreed with its count); the job will be retried and resumes \
+         at that window"
+    )]
+    ListUnstable {
+        project_id: i64,
+        stream: crate::model::Stream,
+        rounds: u32,
+    },
     /// The integration is switched off (`is_active = false`).
     #[error(
         "the integration of project {0} is inactive; set is_active = true \
@@ -40,7 +52,9 @@ impl SyncError {
     pub fn class(&self) -> ErrorClass {
         match self {
             SyncError::Crm(e) => e.class(),
-            SyncError::Store(_) | SyncError::Conflict { .. } => ErrorClass::Transient,
+            SyncError::Store(_) | SyncError::Conflict { .. } | SyncError::ListUnstable { .. } => {
+                ErrorClass::Transient
+            }
             SyncError::Inactive(_) => ErrorClass::Permanent,
         }
     }

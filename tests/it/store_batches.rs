@@ -56,6 +56,7 @@ fn next(c: &Cursor, since: i64) -> Cursor {
         snapshot_page: None,
         snapshot_total: None,
         version: c.version,
+        ..Cursor::default()
     }
 }
 

@@ -185,6 +185,8 @@ async fn poison_is_stored_with_the_batch() {
         since_id: Some(3),
         snapshot_page: Some(4),
         snapshot_total: Some(1234),
+        snapshot_from: Some("2026-05-01 10:00:00".into()),
+        snapshot_job: Some("job-1".into()),
         version: 0,
     };
     let out = store
@@ -197,6 +199,8 @@ async fn poison_is_stored_with_the_batch() {
             since_id: Some(3),
             snapshot_page: Some(4),
             snapshot_total: Some(1234),
+            snapshot_from: Some("2026-05-01 10:00:00".into()),
+            snapshot_job: Some("job-1".into()),
             version: 1
         }
     );

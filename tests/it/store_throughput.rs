@@ -68,6 +68,7 @@ async fn commit_in_batches(
             snapshot_page: None,
             snapshot_total: None,
             version: cursor.version,
+            ..Cursor::default()
         };
         cursor = store
             .commit_orders(1, &cursor, &next, chunk, &[], &[])
