@@ -6,3 +6,9 @@ ALTER TABLE sync_cursors ADD COLUMN snapshot_from TEXT;
 -- The resync job that reset this cursor: its retries (and a rerun after a crash) resume the
 -- snapshot they started instead of starting over.
 ALTER TABLE sync_cursors ADD COLUMN snapshot_job TEXT;
+
+-- A run whose daemon died (kill -9, power loss) or lost the job's lease is closed as
+-- 'abandoned' when the project's next run starts, so the run history never shows it running.
+ALTER TABLE sync_runs DROP CONSTRAINT sync_runs_outcome_check;
+ALTER TABLE sync_runs ADD CONSTRAINT sync_runs_outcome_check
+    CHECK (outcome IN ('running', 'succeeded', 'failed', 'cancelled', 'abandoned'));

@@ -19,6 +19,8 @@ pub enum RunOutcome {
     Failed,
     /// Stopped (shutdown, integration removed) before finishing.
     Cancelled,
+    /// Its daemon died or lost the job's lease; closed when the project's next run started.
+    Abandoned,
 }
 
 impl RunOutcome {
@@ -28,6 +30,7 @@ impl RunOutcome {
             RunOutcome::Succeeded => "succeeded",
             RunOutcome::Failed => "failed",
             RunOutcome::Cancelled => "cancelled",
+            RunOutcome::Abandoned => "abandoned",
         }
     }
 }
@@ -56,7 +59,7 @@ pub struct SyncRun {
     /// End time; `None` while running (or if the process died).
     #[diesel(sql_type = Nullable<Timestamptz>)]
     pub finished_at: Option<DateTime<Utc>>,
-    /// `running`, `succeeded`, `failed` or `cancelled`.
+    /// `running`, `succeeded`, `failed`, `cancelled` or `abandoned`.
     #[diesel(sql_type = Text)]
     pub outcome: String,
     /// Counters reported by the job.
@@ -77,7 +80,10 @@ const COLUMNS: &str =
     "id, project_id, job_id, job_kind, trigger, started_at, finished_at, outcome, counts, error";
 
 impl Store {
-    /// Records the start of a run; returns its id.
+    /// Records the start of a run; returns its id. The queue runs one job of a project at a
+    /// time (across daemons sharing Redis), so a run of the project still marked `running` now
+    /// belongs to a daemon that died or lost its lease: it is closed as `abandoned` first, in
+    /// the same transaction.
     pub async fn start_run(
         &self,
         project_id: i64,
@@ -86,21 +92,37 @@ impl Store {
         trigger: &str,
     ) -> Result<i64, StoreError> {
         let mut conn = self.conn().await?;
-        let rows: Vec<IdRow> = diesel::sql_query(
-            "INSERT INTO sync_runs (project_id, job_id, job_kind, trigger) \
-             VALUES ($1, $2, $3, $4) RETURNING id",
-        )
-        .bind::<BigInt, _>(project_id)
-        .bind::<Text, _>(job_id)
-        .bind::<Text, _>(job_kind)
-        .bind::<Text, _>(trigger)
-        .load(&mut conn)
+        conn.transaction(async |c| {
+            let closed = diesel::sql_query(
+                "UPDATE sync_runs SET outcome = 'abandoned', finished_at = now(), \
+                 error = COALESCE(error, 'the daemon running it stopped or lost the job''s lease \
+                 before it finished; the job ran again') \
+                 WHERE project_id = $1 AND outcome = 'running'",
+            )
+            .bind::<BigInt, _>(project_id)
+            .execute(c)
+            .await
+            .map_err(op("close abandoned runs"))?;
+            if closed > 0 {
+                tracing::info!(project_id, closed, "runs left running by a stopped daemon closed as abandoned");
+            }
+            let rows: Vec<IdRow> = diesel::sql_query(
+                "INSERT INTO sync_runs (project_id, job_id, job_kind, trigger) \
+                 VALUES ($1, $2, $3, $4) RETURNING id",
+            )
+            .bind::<BigInt, _>(project_id)
+            .bind::<Text, _>(job_id)
+            .bind::<Text, _>(job_kind)
+            .bind::<Text, _>(trigger)
+            .load(c)
+            .await
+            .map_err(op("start run"))?;
+            rows.into_iter()
+                .next()
+                .map(|r| r.id)
+                .ok_or_else(|| StoreError::Invalid("INSERT ... RETURNING gave no row".into()))
+        })
         .await
-        .map_err(op("start run"))?;
-        rows.into_iter()
-            .next()
-            .map(|r| r.id)
-            .ok_or_else(|| StoreError::Invalid("INSERT ... RETURNING gave no row".into()))
     }
 
     /// Records the end of a run; success also sets the integration's `last_sync_at`.

@@ -169,6 +169,39 @@ async fn runs_record_outcomes_and_last_sync() {
     );
 }
 
+/// A run left `running` by a daemon that died (kill -9: nobody finished it) is closed as
+/// `abandoned` when the project's next run starts; other projects' runs are left alone.
+#[tokio::test]
+async fn a_run_left_running_is_closed_as_abandoned_by_the_next_run() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    store.upsert_integration(&new_integration(1)).await.unwrap();
+    store.upsert_integration(&new_integration(2)).await.unwrap();
+    let dead = store
+        .start_run(1, "job-1", "sync_all", "schedule")
+        .await
+        .unwrap();
+    let other = store
+        .start_run(2, "job-9", "sync_all", "schedule")
+        .await
+        .unwrap();
+    // The daemon running job-1 was killed; the job is reclaimed and runs again.
+    let again = store
+        .start_run(1, "job-1", "sync_all", "schedule")
+        .await
+        .unwrap();
+    let runs = store.recent_runs(1, 10).await.unwrap();
+    let old = runs.iter().find(|r| r.id == dead).unwrap();
+    assert_eq!(old.outcome, "abandoned");
+    assert!(old.finished_at.is_some());
+    assert!(old.error.as_deref().unwrap().contains("ran again"), "{old:?}");
+    let new = runs.iter().find(|r| r.id == again).unwrap();
+    assert_eq!((new.outcome.as_str(), new.finished_at), ("running", None));
+    let untouched = store.recent_runs(2, 10).await.unwrap();
+    assert_eq!(untouched[0].id, other);
+    assert_eq!(untouched[0].outcome, "running");
+}
+
 #[tokio::test]
 async fn poison_is_stored_with_the_batch() {
     let db = TestDb::new().await;
