@@ -79,6 +79,7 @@ pub fn execute(_cli: &Cli, args: &MockCrmArgs) -> anyhow::Result<ExitCode> {
                 fail_rate: args.fail_rate,
                 truncate_rate: args.truncate_rate,
                 slow_ms: args.slow_ms,
+                churn_per_list: 0,
             },
             ..MockConfig::default()
         };

@@ -7,6 +7,9 @@
 //! - `fail_rate`: that share of requests answers HTTP 500 with a JSON error body.
 //! - `truncate_rate`: that share of successful answers is cut in half (a cut-off transfer).
 //! - `slow_ms`: every request waits that long before it is served.
+//! - `churn_per_list`: before each `/orders` or `/customers` list request is served, the
+//!   account changes that many times (orders and customers created and deleted, statuses
+//!   changed): a shop taking orders while a first sync pages through it, deterministically.
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -24,6 +27,8 @@ pub struct FaultConfig {
     pub truncate_rate: f64,
     /// Delay before each answer, in milliseconds.
     pub slow_ms: u64,
+    /// Changes applied before each list request (see the module doc).
+    pub churn_per_list: u64,
 }
 
 /// The server-side token bucket.

@@ -290,6 +290,14 @@ async fn api_middleware(
             return error(StatusCode::FORBIDDEN, "Access denied.");
         }
     }
+    let path = req.uri().path();
+    if faults.churn_per_list > 0
+        && req.method() == Method::GET
+        && (path == "/api/v5/orders" || path == "/api/v5/customers")
+    {
+        let seed = shared.requests.load(Ordering::Relaxed);
+        shared.write().churn(faults.churn_per_list, seed);
+    }
     let resp = next.run(req).await;
     if resp.status().is_success() && roll(faults.truncate_rate) {
         shared.truncated.fetch_add(1, Ordering::Relaxed);
@@ -735,7 +743,7 @@ async fn admin_mutate(State(shared): State<AppState>, Query(q): Query<Pairs>) ->
     json_response(StatusCode::OK, &json!(report))
 }
 
-/// `POST /admin/faults?rate_limit=&fail_rate=&truncate_rate=&slow_ms=`: replaces the fault
+/// `POST /admin/faults?rate_limit=&fail_rate=&truncate_rate=&slow_ms=&churn_per_list=`: replaces the fault
 /// settings (absent parameters mean "off").
 async fn admin_faults(State(shared): State<AppState>, Query(q): Query<Pairs>) -> Response {
     let num = |name: &str| param(&q, name).and_then(|s| s.parse::<f64>().ok());
@@ -744,6 +752,9 @@ async fn admin_faults(State(shared): State<AppState>, Query(q): Query<Pairs>) ->
         fail_rate: num("fail_rate").unwrap_or(0.0).clamp(0.0, 1.0),
         truncate_rate: num("truncate_rate").unwrap_or(0.0).clamp(0.0, 1.0),
         slow_ms: param(&q, "slow_ms")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+        churn_per_list: param(&q, "churn_per_list")
             .and_then(|s| s.parse().ok())
             .unwrap_or(0),
     };

@@ -122,6 +122,8 @@ pub struct MutationReport {
     pub customers_created: u64,
     /// Orders deleted.
     pub orders_deleted: u64,
+    /// Customers deleted.
+    pub customers_deleted: u64,
 }
 
 /// A failed API write: HTTP status, `errorMsg`, `errors`.
@@ -561,6 +563,49 @@ impl MockState {
                 if self.delete_order(id, "user") {
                     report.orders_deleted += 1;
                 }
+            }
+        }
+        report
+    }
+
+    /// `n` changes of a busy shop, reproducible for `seed`: each is a new order, a deleted
+    /// order, a new customer, a deleted customer or a status change, in turn from a random
+    /// start (so deletions and creations both happen at every call with `n >= 2`).
+    pub fn churn(&mut self, n: u64, seed: u64) -> MutationReport {
+        self.rng = StdRng::seed_from_u64(seed ^ 0xc4_0412);
+        let statuses = all_status_codes();
+        let mut report = MutationReport::default();
+        let start = self.rng.random_range(0..5u64);
+        for k in 0..n {
+            match (start + k) % 5 {
+                0 => {
+                    self.add_random_order("user");
+                    report.orders_created += 1;
+                }
+                1 if !self.order_ids.is_empty() => {
+                    let id = self.order_ids[self.rng.random_range(0..self.order_ids.len())];
+                    if self.delete_order(id, "user") {
+                        report.orders_deleted += 1;
+                    }
+                }
+                2 => {
+                    self.add_random_customer("user");
+                    report.customers_created += 1;
+                }
+                3 if !self.customer_ids.is_empty() => {
+                    let id = self.customer_ids[self.rng.random_range(0..self.customer_ids.len())];
+                    if self.delete_customer(id, "user") {
+                        report.customers_deleted += 1;
+                    }
+                }
+                _ if !self.order_ids.is_empty() => {
+                    let id = self.order_ids[self.rng.random_range(0..self.order_ids.len())];
+                    let status = statuses[self.rng.random_range(0..statuses.len())];
+                    if self.set_order_status(id, status, "user") {
+                        report.status_changes += 1;
+                    }
+                }
+                _ => {}
             }
         }
         report

@@ -33,4 +33,5 @@ mod store_prepared;
 mod store_throughput;
 mod sync_engine;
 mod sync_resilience;
+mod sync_snapshot;
 mod systemd_unit;
