@@ -807,6 +807,22 @@ impl Batch {
         self.absorb(later);
     }
 
+    /// Leaves out the entities with these ids (already committed by the batch before); they
+    /// no longer count as fetched.
+    fn drop_ids(&mut self, ids: &std::collections::HashSet<i64>) {
+        if ids.is_empty() {
+            return;
+        }
+        let before = self.records.len();
+        match &mut self.records {
+            Records::Orders(v) => v.retain(|r| !ids.contains(&r.retailcrm_id)),
+            Records::Customers(v) => v.retain(|r| !ids.contains(&r.retailcrm_id)),
+        }
+        self.fetched = self
+            .fetched
+            .saturating_sub((before - self.records.len()) as u64);
+    }
+
     fn absorb(&mut self, other: Batch) {
         match (&mut self.records, other.records) {
             (Records::Orders(a), Records::Orders(b)) => a.extend(b),

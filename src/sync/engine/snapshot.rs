@@ -30,7 +30,7 @@
 //! The cursor records where the next window starts (`snapshot_from`), committed with each
 //! window's rows, so an interrupted snapshot resumes there.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime};
 use tokio::sync::mpsc;
@@ -158,8 +158,8 @@ struct Shown {
     items: u64,
     /// Ids of the entities (and of poison records whose id was readable).
     ids: Vec<i64>,
-    /// Creation times that could be read.
-    created: Vec<NaiveDateTime>,
+    /// Creation times that could be read, with their entity's id.
+    created: Vec<(i64, NaiveDateTime)>,
 }
 
 impl Shown {
@@ -199,6 +199,9 @@ struct Plan {
     total: Option<i64>,
     /// Empty windows in a row: the estimate is off, ask an open-ended window.
     empty_run: u32,
+    /// Entities of the last window created in its final second (or day): the next window
+    /// starts there too, and returns them again; they are not committed twice.
+    boundary: HashSet<i64>,
 }
 
 impl Engine {
@@ -226,6 +229,7 @@ impl Engine {
             windows: cursor.snapshot_page.unwrap_or(1).max(1) - 1,
             total: cursor.snapshot_total,
             empty_run: 0,
+            boundary: HashSet::new(),
         };
         loop {
             let open = plan.g == Granularity::Whole
@@ -240,7 +244,7 @@ impl Engine {
             let shown = self
                 .read_window(stream, &window, plan.g, 1, limit, Vec::new(), ctx)
                 .await?;
-            if shown.created.iter().any(|t| !window.admits(plan.g, *t)) {
+            if shown.created.iter().any(|(_, t)| !window.admits(plan.g, *t)) {
                 let coarser = plan.g.coarser();
                 warn!(
                     project_id = self.project_id(),
@@ -272,6 +276,7 @@ impl Engine {
                     continue;
                 }
                 // Cannot narrow further: read it by pages, verified.
+                plan.boundary.clear();
                 let last = open;
                 self.read_verified(stream, cursor, &window, &mut plan, shown, last, ctx, &tx)
                     .await?;
@@ -282,13 +287,22 @@ impl Engine {
                 continue;
             }
             let mut batch = shown.batch;
+            batch.drop_ids(&plan.boundary);
+            plan.boundary = match window.to {
+                Some(to) if plan.g != Granularity::Whole => {
+                    let edge = plan.g.align(to);
+                    shown
+                        .created
+                        .iter()
+                        .filter(|(_, t)| *t >= edge)
+                        .map(|(id, _)| *id)
+                        .collect()
+                }
+                _ => HashSet::new(),
+            };
             plan.windows += 1;
-            self.stamp(
-                &mut batch,
-                cursor,
-                &plan,
-                (!open).then_some(window.to).flatten(),
-            );
+            let next_from = if open { None } else { window.to };
+            self.stamp(&mut batch, cursor, &plan, next_from);
             if tx.send(batch).await.is_err() {
                 return Ok(()); // the writer stopped; its error is reported
             }
@@ -484,10 +498,9 @@ impl Engine {
 }
 
 /// The ids and readable creation times of a page's items (poison items count by id).
-fn keys<T>(
-    items: &[Decoded<T>],
-    key: impl Fn(&T) -> (i64, Option<NaiveDateTime>),
-) -> (Vec<i64>, Vec<NaiveDateTime>) {
+type Keys = (Vec<i64>, Vec<(i64, NaiveDateTime)>);
+
+fn keys<T>(items: &[Decoded<T>], key: impl Fn(&T) -> (i64, Option<NaiveDateTime>)) -> Keys {
     let mut ids = Vec::with_capacity(items.len());
     let mut created = Vec::new();
     for item in items {
@@ -495,7 +508,7 @@ fn keys<T>(
             Decoded::Ok(v) => {
                 let (id, t) = key(v);
                 ids.push(id);
-                created.extend(t);
+                created.extend(t.map(|t| (id, t)));
             }
             Decoded::Poison(p) => ids.extend(p.id),
         }
