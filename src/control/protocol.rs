@@ -434,7 +434,8 @@ pub struct ProjectStatus {
     /// Jobs in the dead-letter list.
     #[serde(default)]
     pub dead_jobs: u64,
-    /// How many history ids the stored cursor is behind RetailCRM, when known.
+    /// How many history records RetailCRM has beyond the stored cursors (one `totalCount`
+    /// request per stream after each successful run), when known.
     #[serde(default)]
     pub cursor_lag: Option<i64>,
     /// How often the project's actor has been restarted since the daemon started.
