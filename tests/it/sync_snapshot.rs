@@ -39,10 +39,13 @@ async fn one_run(order: ListOrder, seed: u64) -> (usize, u64) {
         churn_per_list: 3,
         ..FaultConfig::default()
     });
-    let first = tokio::time::timeout(Duration::from_secs(120), w.run(JobSpec::Orders { since_id: None }))
-        .await
-        .expect("the first sync ends")
-        .unwrap_or_else(|e| panic!("{order:?} seed {seed}: first sync failed: {e}"));
+    let first = tokio::time::timeout(
+        Duration::from_secs(120),
+        w.run(JobSpec::Orders { since_id: None }),
+    )
+    .await
+    .expect("the first sync ends")
+    .unwrap_or_else(|e| panic!("{order:?} seed {seed}: first sync failed: {e}"));
     w.mock.set_faults(FaultConfig::default());
     w.run(JobSpec::Orders { since_id: None })
         .await
@@ -70,7 +73,10 @@ async fn one_run(order: ListOrder, seed: u64) -> (usize, u64) {
         .collect();
     assert!(!deleted_in_mock.is_empty(), "the churn deleted orders");
     for id in &marked {
-        assert!(deleted_in_mock.contains(id), "{id} marked deleted but alive");
+        assert!(
+            deleted_in_mock.contains(id),
+            "{id} marked deleted but alive"
+        );
     }
     (live.len(), first.requests)
 }
@@ -92,4 +98,122 @@ async fn first_sync_loses_no_order_under_churn_whatever_the_sort_order() {
         }
         println!("{order:?}: first-sync requests per run {requests:?}");
     }
+}
+
+/// Lists requests made since `before` (`/orders` and `/customers`).
+fn list_requests(w: &World, before: &std::collections::BTreeMap<String, u64>) -> u64 {
+    let diff = crate::sync_support::route_diff(before, &w.routes());
+    ["/api/v5/orders", "/api/v5/customers"]
+        .iter()
+        .map(|r| diff.get(*r).copied().unwrap_or(0))
+        .sum()
+}
+
+/// A resync cut off mid-snapshot (crash, failed attempt) resumes when the same job runs again,
+/// instead of starting over from the first window; another job's resync starts over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resync_resumes_its_own_snapshot_when_the_job_runs_again() {
+    use retailcrm_sync::model::Stream;
+    use retailcrm_sync::sync::Progress;
+
+    let w = World::new(Spec {
+        orders: 900,
+        customers: 20,
+        seed: 61,
+        page_size: 20,
+        ..Spec::default()
+    })
+    .await;
+    w.sync_all().await;
+    let before = w.routes();
+    w.run(JobSpec::Resync {
+        stream: Some(Stream::Orders),
+    })
+    .await
+    .expect("a full resync");
+    let full = list_requests(&w, &before);
+
+    // The same resync, killed after some windows.
+    w.mock.set_faults(FaultConfig {
+        slow_ms: 3,
+        ..FaultConfig::default()
+    });
+    let engine = w.engine().with_job_id("resync-job-1");
+    let task = tokio::spawn({
+        let engine = engine.clone();
+        async move {
+            engine
+                .run(
+                    JobSpec::Resync {
+                        stream: Some(Stream::Orders),
+                    },
+                    &Progress::new(),
+                )
+                .await
+        }
+    });
+    loop {
+        let c = w
+            .store
+            .load_cursor(crate::sync_support::PROJECT, Stream::Orders)
+            .await
+            .unwrap();
+        if c.snapshot_job.as_deref() == Some("resync-job-1")
+            && c.snapshot_page.is_some_and(|p| p > full as i32 / 2)
+        {
+            break;
+        }
+        assert!(!task.is_finished(), "the resync finished before the kill");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    task.abort();
+    let _ = task.await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // a commit in flight lands
+    w.mock.set_faults(FaultConfig::default());
+    let cut = w
+        .store
+        .load_cursor(crate::sync_support::PROJECT, Stream::Orders)
+        .await
+        .unwrap();
+    assert!(
+        cut.snapshot_page.is_some(),
+        "still in the snapshot: {cut:?}"
+    );
+
+    // Its retry resumes: fewer list requests than a whole snapshot, same anchor.
+    let before = w.routes();
+    engine
+        .run(
+            JobSpec::Resync {
+                stream: Some(Stream::Orders),
+            },
+            &Progress::new(),
+        )
+        .await
+        .expect("the retry finishes");
+    let resumed = list_requests(&w, &before);
+    println!("full resync {full} list requests; resumed {resumed}");
+    assert!(resumed < full, "resumed {resumed} vs full {full}");
+    let done = w
+        .store
+        .load_cursor(crate::sync_support::PROJECT, Stream::Orders)
+        .await
+        .unwrap();
+    assert_eq!(done.snapshot_page, None);
+    assert!(done.since_id >= cut.since_id);
+    crate::sync_support::assert_level_with_mock(&w, &Default::default(), &Default::default()).await;
+
+    // A new resync job starts over.
+    let before = w.routes();
+    w.engine()
+        .with_job_id("resync-job-2")
+        .run(
+            JobSpec::Resync {
+                stream: Some(Stream::Orders),
+            },
+            &Progress::new(),
+        )
+        .await
+        .unwrap();
+    assert!(list_requests(&w, &before) >= full * 9 / 10);
 }
