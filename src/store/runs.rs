@@ -104,7 +104,11 @@ impl Store {
             .await
             .map_err(op("close abandoned runs"))?;
             if closed > 0 {
-                tracing::info!(project_id, closed, "runs left running by a stopped daemon closed as abandoned");
+                tracing::info!(
+                    project_id,
+                    closed,
+                    "runs left running by a stopped daemon closed as abandoned"
+                );
             }
             let rows: Vec<IdRow> = diesel::sql_query(
                 "INSERT INTO sync_runs (project_id, job_id, job_kind, trigger) \

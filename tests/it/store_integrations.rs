@@ -194,7 +194,10 @@ async fn a_run_left_running_is_closed_as_abandoned_by_the_next_run() {
     let old = runs.iter().find(|r| r.id == dead).unwrap();
     assert_eq!(old.outcome, "abandoned");
     assert!(old.finished_at.is_some());
-    assert!(old.error.as_deref().unwrap().contains("ran again"), "{old:?}");
+    assert!(
+        old.error.as_deref().unwrap().contains("ran again"),
+        "{old:?}"
+    );
     let new = runs.iter().find(|r| r.id == again).unwrap();
     assert_eq!((new.outcome.as_str(), new.finished_at), ("running", None));
     let untouched = store.recent_runs(2, 10).await.unwrap();

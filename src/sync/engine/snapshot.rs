@@ -244,7 +244,11 @@ impl Engine {
             let shown = self
                 .read_window(stream, &window, plan.g, 1, limit, Vec::new(), ctx)
                 .await?;
-            if shown.created.iter().any(|(_, t)| !window.admits(plan.g, *t)) {
+            if shown
+                .created
+                .iter()
+                .any(|(_, t)| !window.admits(plan.g, *t))
+            {
                 let coarser = plan.g.coarser();
                 warn!(
                     project_id = self.project_id(),
