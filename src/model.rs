@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 
 pub mod phone;
 
-pub use phone::{PhoneCountry, PhoneCountryError, normalize_phone, normalize_phone_in};
+pub use phone::{
+    PhoneCountry, PhoneCountryError, normalize_phone, normalize_phone_in, renormalize_stored,
+};
 
 /// A stream of entities synced independently, each with its own history cursor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

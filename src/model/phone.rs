@@ -131,10 +131,73 @@ pub(crate) fn national_in(digits: &str, country: PhoneCountry) -> Option<String>
     }
 }
 
-/// True when `digits`, read as `+digits`, is a valid number of some country.
-pub(crate) fn is_valid_international(digits: &str) -> bool {
+/// `digits` read as `+digits`, when that is a valid number of some country.
+fn valid_international(digits: &str) -> Option<phonenumber::PhoneNumber> {
     let plus = format!("+{digits}");
-    phonenumber::parse(None, &plus).is_ok_and(|n| n.is_valid())
+    phonenumber::parse(None, &plus).ok().filter(|n| n.is_valid())
+}
+
+/// Longest extension glued onto a stored number that [`renormalize_stored`] cuts off.
+const MAX_GLUED_EXTENSION: usize = 7;
+
+/// Re-reads a phone *as stored* by an older version (whose rules kept extensions and applied
+/// the Russian rules to every number), for `retailcrm-sync phones renormalize`. The raw input
+/// is gone, so this works from the stored value and changes only what it can tell:
+/// - a value with non-digits (written by hand or by the platform) is normalised as typed input;
+/// - digits that already form a valid international number stay as they are, even when they
+///   came from a misread foreign number (`+84 912 345 678` was stored as `74912345678`, a valid
+///   Russian number: that cannot be recovered);
+/// - otherwise the digits are read as a number of `country` written without code (`3432123456`
+///   under RU, `0291234567` under BY; but `4951234567` is also the valid German +49 5123 4567,
+///   so it stays); under a country other than RU an 11-digit `7...` is also
+///   tried with the trunk `8` the old rules replaced (`70291234567` was `8 029 ...` in BY);
+/// - otherwise an extension of up to 7 digits glued on the end is cut off, when what is left is
+///   a valid number of `country` written in full, with its calling code or trunk prefix
+///   (`89123456789123` was `8 912 345-67-89 доб. 123`; `912345678912` stays, it may as well be
+///   a foreign number);
+/// - anything else stays as stored.
+///
+/// `None` when the stored value holds no digits (the caller leaves such a value alone).
+pub fn renormalize_stored(stored: &str, country: PhoneCountry) -> Option<String> {
+    if !stored.bytes().all(|b| b.is_ascii_digit()) {
+        return normalize_phone_in(stored, country);
+    }
+    if stored.is_empty() {
+        return None;
+    }
+    if valid_international(stored).is_some() {
+        return Some(stored.to_string());
+    }
+    if let Some(n) = national_in(stored, country) {
+        return Some(n);
+    }
+    if country != PhoneCountry::RU && stored.len() == 11 && stored.starts_with('7') {
+        if let Some(n) = national_in(&format!("8{}", &stored[1..]), country) {
+            return Some(n);
+        }
+    }
+    // Only a number written in full (with the calling code or the trunk prefix) is taken apart:
+    // a bare `9991234567` followed by more digits is too ambiguous.
+    let code = country.calling_code.to_string();
+    let trunk = phonenumber::metadata::DATABASE
+        .by_id(country.as_str())
+        .and_then(|m| m.national_prefix().map(str::to_string));
+    let full = |n: &str| n.starts_with(&code) || trunk.as_deref().is_some_and(|t| n.starts_with(t));
+    let shortest = stored.len().saturating_sub(MAX_GLUED_EXTENSION).max(1);
+    for len in (shortest..stored.len()).rev() {
+        let number = &stored[..len];
+        if !full(number) {
+            continue;
+        }
+        let own = valid_international(number)
+            .filter(|n| n.code().value() == country.calling_code)
+            .map(|n| e164_digits(&n))
+            .or_else(|| national_in(number, country));
+        if let Some(n) = own {
+            return Some(n);
+        }
+    }
+    Some(stored.to_string())
 }
 
 /// The digits-only rule for what libphonenumber cannot read (see the module doc).
@@ -318,6 +381,49 @@ mod tests {
             assert!(err.to_string().contains("ISO 3166"), "{bad}: {err}");
         }
         assert_eq!(PhoneCountry::default(), PhoneCountry::RU);
+    }
+
+    #[test]
+    fn stored_phones_are_re_read_where_that_is_safe() {
+        let ru = PhoneCountry::RU;
+        let by: PhoneCountry = "BY".parse().unwrap();
+        let kz = kz();
+        for (stored, country, want) in [
+            // Already right: unchanged.
+            ("79123456789", ru, "79123456789"),
+            ("375291234567", ru, "375291234567"),
+            ("442079460958", ru, "442079460958"),
+            // The misread Vietnamese number is a valid Russian one: cannot be told apart.
+            ("74912345678", ru, "74912345678"),
+            // Extensions glued on by the old rules.
+            ("89123456789123", ru, "79123456789"),
+            ("791234567895", ru, "79123456789"),
+            ("7912345678912", ru, "79123456789"),
+            ("870112345675", kz, "77011234567"),
+            // Stored without country code.
+            ("3432123456", ru, "73432123456"),
+            // ...unless the digits are also a valid foreign number (+49 5123 4567): ambiguous.
+            ("4951234567", ru, "4951234567"),
+            ("0291234567", by, "375291234567"),
+            ("291234567", by, "375291234567"),
+            // The old `8` -> `7` rule under another default country.
+            ("70291234567", by, "375291234567"),
+            // Hand-written values are normalised as input.
+            ("+7 912 345-67-89", ru, "79123456789"),
+            ("8 (912) 345-67-89 доб. 5", ru, "79123456789"),
+            // Unknown: left as stored.
+            ("8123", ru, "8123"),
+            ("912345678912", ru, "912345678912"),
+            ("999123456789012", ru, "999123456789012"),
+        ] {
+            assert_eq!(
+                renormalize_stored(stored, country).as_deref(),
+                Some(want),
+                "{stored} in {country}"
+            );
+        }
+        assert_eq!(renormalize_stored("", PhoneCountry::RU), None);
+        assert_eq!(renormalize_stored("нет", PhoneCountry::RU), None);
     }
 
     /// Cost of one normalisation (run with `--nocapture` to see it); no assertion on time.
