@@ -24,10 +24,11 @@ pub enum PhonesCommand {
     /// (`3432123456` under RU), a trunk `8` turned into `7` under another default country
     /// (`70291234567` under BY becomes `375291234567`), and hand-written values with spaces or
     /// `+`. It CANNOT undo a foreign number misread as Russian: `+84 912 345 678` was stored
-    /// as `74912345678`, a valid Russian number, and stays so until the customer or order is
-    /// synced again (`ctl trigger P resync_customers` / `resync_orders` re-reads the raw
-    /// numbers from RetailCRM and is the complete fix). Digits that already form a valid
-    /// number, or that are ambiguous, stay as stored.
+    /// as `74912345678`, a valid Russian number, and stays so. Only RetailCRM still has the
+    /// numbers as typed: `ctl trigger P resync_all` re-reads them (customers, then orders, which
+    /// re-links orders to the right users); points already credited to the wrong user are
+    /// the platform's to move. Digits that already form a valid number, or that are
+    /// ambiguous, stay as stored.
     ///
     /// Numbers without a country code are read in the integration's `--phone-country`, else
     /// RU (the RetailCRM account is not asked: set the integration's country first if the
