@@ -29,6 +29,7 @@ mod queue_semantics;
 mod store_batches;
 mod store_integration_cli;
 mod store_integrations;
+mod store_phones;
 mod store_prepared;
 mod store_throughput;
 mod sync_engine;
