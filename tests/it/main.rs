@@ -33,5 +33,6 @@ mod store_phones;
 mod store_prepared;
 mod store_throughput;
 mod sync_engine;
+mod sync_phones;
 mod sync_resilience;
 mod systemd_unit;
