@@ -72,3 +72,22 @@ async fn the_integrations_country_reads_local_numbers_without_asking_the_account
         vec![Some("77011234567".into()), Some("79123456789".into())]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customers_only_key_without_reference_read_reads_phones_as_russian() {
+    let mut w = World::new(Spec {
+        orders: 0,
+        customers: 5,
+        seed: 43,
+        ..Spec::default()
+    })
+    .await;
+    w.integration.sync_orders = false;
+    w.mock.set_scopes(&["customer_read"]);
+    let ids = add_customers(&w, &["8 (495) 123-45-67", "+84 912 345 678"]);
+    w.sync_all().await;
+    assert_eq!(
+        phones_of(&w, &ids).await,
+        vec![Some("74951234567".into()), Some("84912345678".into())]
+    );
+}
