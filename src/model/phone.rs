@@ -134,7 +134,9 @@ pub(crate) fn national_in(digits: &str, country: PhoneCountry) -> Option<String>
 /// `digits` read as `+digits`, when that is a valid number of some country.
 fn valid_international(digits: &str) -> Option<phonenumber::PhoneNumber> {
     let plus = format!("+{digits}");
-    phonenumber::parse(None, &plus).ok().filter(|n| n.is_valid())
+    phonenumber::parse(None, &plus)
+        .ok()
+        .filter(|n| n.is_valid())
 }
 
 /// Longest extension glued onto a stored number that [`renormalize_stored`] cuts off.
@@ -329,7 +331,12 @@ mod tests {
     #[test]
     fn numbers_without_code_are_read_in_the_default_country() {
         let kz = kz();
-        for raw in ["8 701 123 45 67", "87011234567", "701 123 4567", "+7 701 123 45 67"] {
+        for raw in [
+            "8 701 123 45 67",
+            "87011234567",
+            "701 123 4567",
+            "+7 701 123 45 67",
+        ] {
             assert_eq!(
                 normalize_phone_in(raw, kz).as_deref(),
                 Some("77011234567"),
@@ -342,7 +349,10 @@ mod tests {
             Some("375291234567")
         );
         // A Moscow landline without code, read in RU.
-        assert_eq!(normalize_phone("495 123-45-67").as_deref(), Some("74951234567"));
+        assert_eq!(
+            normalize_phone("495 123-45-67").as_deref(),
+            Some("74951234567")
+        );
         // International numbers ignore the default country.
         assert_eq!(
             normalize_phone_in("+84 912 345 678", kz).as_deref(),
@@ -356,7 +366,10 @@ mod tests {
         // Not a valid number anywhere, written with + : the digits as written.
         assert_eq!(normalize_phone("+999 123").as_deref(), Some("999123"));
         // The Russian trunk rules still apply to what libphonenumber rejects under RU.
-        assert_eq!(normalize_phone("8 000 000 00 00").as_deref(), Some("70000000000"));
+        assert_eq!(
+            normalize_phone("8 000 000 00 00").as_deref(),
+            Some("70000000000")
+        );
         // ...but not under another default country.
         assert_eq!(
             normalize_phone_in("8 000 000 00 00", kz()).as_deref(),

@@ -207,7 +207,9 @@ fn plan(stored: &[(i64, String)], country: PhoneCountry) -> Plan {
     loop {
         let mut holders: HashMap<&str, Vec<i64>> = HashMap::new();
         for (id, phone) in stored {
-            let now = changes.get(id).map_or(phone.as_str(), |(_, new)| new.as_str());
+            let now = changes
+                .get(id)
+                .map_or(phone.as_str(), |(_, new)| new.as_str());
             holders.entry(now).or_default().push(*id);
         }
         let mut dropped = Vec::new();

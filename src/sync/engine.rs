@@ -796,11 +796,7 @@ impl Engine {
         batch
     }
 
-    fn map_customers(
-        &self,
-        items: Vec<Decoded<Customer>>,
-        ctx: Option<&MappingContext>,
-    ) -> Batch {
+    fn map_customers(&self, items: Vec<Decoded<Customer>>, ctx: Option<&MappingContext>) -> Batch {
         let mut batch = Batch::new(Stream::Customers);
         let Records::Customers(rows) = &mut batch.records else {
             unreachable!("Batch::new(Customers) holds customers")
@@ -808,21 +804,23 @@ impl Engine {
         for item in items {
             batch.fetched += 1;
             match item {
-                Decoded::Ok(customer) => match ctx.map(|c| map_customer(&customer, c.phone_country)) {
-                    Some(Ok(record)) => rows.push(record),
-                    Some(Err(reason)) => batch.poison.push(poison_of(
-                        Stream::Customers,
-                        Some(customer.id),
-                        serde_json::to_value(&customer).unwrap_or_default(),
-                        reason,
-                    )),
-                    None => batch.poison.push(poison_of(
-                        Stream::Customers,
-                        Some(customer.id),
-                        serde_json::Value::Null,
-                        "internal: customer mapped without a mapping context".into(),
-                    )),
-                },
+                Decoded::Ok(customer) => {
+                    match ctx.map(|c| map_customer(&customer, c.phone_country)) {
+                        Some(Ok(record)) => rows.push(record),
+                        Some(Err(reason)) => batch.poison.push(poison_of(
+                            Stream::Customers,
+                            Some(customer.id),
+                            serde_json::to_value(&customer).unwrap_or_default(),
+                            reason,
+                        )),
+                        None => batch.poison.push(poison_of(
+                            Stream::Customers,
+                            Some(customer.id),
+                            serde_json::Value::Null,
+                            "internal: customer mapped without a mapping context".into(),
+                        )),
+                    }
+                }
                 Decoded::Poison(p) => batch.poison.push(poison_item(Stream::Customers, p)),
             }
         }

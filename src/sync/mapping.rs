@@ -59,7 +59,11 @@ impl MappingContext {
 /// `None` when no store names a known country or the stores disagree.
 pub fn account_phone_country(sites: &HashMap<String, Site>) -> Option<PhoneCountry> {
     let country = |s: &Site| s.country_iso.as_deref().and_then(|c| c.parse().ok());
-    if let Some(c) = sites.values().filter(|s| s.default_for_crm).find_map(country) {
+    if let Some(c) = sites
+        .values()
+        .filter(|s| s.default_for_crm)
+        .find_map(country)
+    {
         return Some(c);
     }
     let mut all = sites.values().filter_map(country);
@@ -75,9 +79,11 @@ fn clean(s: Option<&str>) -> Option<String> {
 
 /// The first of `phones` that normalises to a number.
 fn first_phone(phones: &[Phone], country: PhoneCountry) -> Option<String> {
-    phones
-        .iter()
-        .find_map(|p| p.number.as_deref().and_then(|n| normalize_phone_in(n, country)))
+    phones.iter().find_map(|p| {
+        p.number
+            .as_deref()
+            .and_then(|n| normalize_phone_in(n, country))
+    })
 }
 
 /// Maps a customer; phones without a country code are read in `phone_country`. Fails only
@@ -265,11 +271,23 @@ mod tests {
         let kz: PhoneCountry = "KZ".parse().unwrap();
         let by: PhoneCountry = "BY".parse().unwrap();
         let pick = |l: &[(&str, Option<&str>, bool)]| account_phone_country(&sites(l));
-        assert_eq!(pick(&[("a", Some("BY"), false), ("b", Some("kz"), true)]), Some(kz));
-        assert_eq!(pick(&[("a", Some("BY"), false), ("b", Some("BY"), false)]), Some(by));
-        assert_eq!(pick(&[("a", Some("BY"), false), ("b", Some("KZ"), false)]), None);
+        assert_eq!(
+            pick(&[("a", Some("BY"), false), ("b", Some("kz"), true)]),
+            Some(kz)
+        );
+        assert_eq!(
+            pick(&[("a", Some("BY"), false), ("b", Some("BY"), false)]),
+            Some(by)
+        );
+        assert_eq!(
+            pick(&[("a", Some("BY"), false), ("b", Some("KZ"), false)]),
+            None
+        );
         // A default store without a (known) country does not hide the others' agreement.
-        assert_eq!(pick(&[("a", Some("ZZ"), true), ("b", Some("BY"), false)]), Some(by));
+        assert_eq!(
+            pick(&[("a", Some("ZZ"), true), ("b", Some("BY"), false)]),
+            Some(by)
+        );
         assert_eq!(pick(&[("a", None, true)]), None);
         assert_eq!(pick(&[]), None);
     }

@@ -97,7 +97,10 @@ async fn a_vietnamese_and_a_russian_number_are_two_users() {
         .collect();
     assert_eq!(
         got,
-        vec![(Some("84912345678"), Some(1)), (Some("74912345678"), Some(2))]
+        vec![
+            (Some("84912345678"), Some(1)),
+            (Some("74912345678"), Some(2))
+        ]
     );
 
     // An order typed with the Vietnamese number goes to the Vietnamese customer's user.
@@ -284,13 +287,27 @@ async fn integration_phone_country_is_validated_and_listed() {
     assert!(add.status.success(), "{}", text(&add));
     let bad = run(
         &db,
-        &["integration", "set", "--project-id", "42", "--phone-country", "Kazakhstan"],
+        &[
+            "integration",
+            "set",
+            "--project-id",
+            "42",
+            "--phone-country",
+            "Kazakhstan",
+        ],
     );
     assert!(!bad.status.success());
     assert!(text(&bad).contains("ISO 3166"), "{}", text(&bad));
     let set = run(
         &db,
-        &["integration", "set", "--project-id", "42", "--phone-country", "kz"],
+        &[
+            "integration",
+            "set",
+            "--project-id",
+            "42",
+            "--phone-country",
+            "kz",
+        ],
     );
     assert!(set.status.success(), "{}", text(&set));
     let list = run(&db, &["integration", "list"]);
@@ -300,7 +317,14 @@ async fn integration_phone_country_is_validated_and_listed() {
     assert_eq!(v[0]["default_phone_country"], "KZ");
     let reset = run(
         &db,
-        &["integration", "set", "--project-id", "42", "--phone-country", "account"],
+        &[
+            "integration",
+            "set",
+            "--project-id",
+            "42",
+            "--phone-country",
+            "account",
+        ],
     );
     assert!(reset.status.success(), "{}", text(&reset));
     let i = store.get_integration(P).await.unwrap().unwrap();
@@ -345,7 +369,10 @@ async fn phones_renormalize_fixes_what_it_can_and_reports_collisions() {
     let dry = run(&db, &["phones", "renormalize"]);
     let out = text(&dry);
     assert!(dry.status.success(), "{out}");
-    assert!(out.contains("user 3: 79001112233444 -> 79001112233"), "{out}");
+    assert!(
+        out.contains("user 3: 79001112233444 -> 79001112233"),
+        "{out}"
+    );
     assert!(out.contains("user 4: 3432123456 -> 73432123456"), "{out}");
     assert!(out.contains("user 7: 70291234567 -> 375291234567"), "{out}");
     assert!(
@@ -353,11 +380,17 @@ async fn phones_renormalize_fixes_what_it_can_and_reports_collisions() {
         "{out}"
     );
     assert!(out.contains("dry run: nothing written"), "{out}");
-    assert!(!out.contains("user 5:") && !out.contains("user 8:"), "{out}");
+    assert!(
+        !out.contains("user 5:") && !out.contains("user 8:"),
+        "{out}"
+    );
     assert_eq!(users(&db, 42).await, before_42, "a dry run writes nothing");
     assert_eq!(users(&db, 43).await, before_43);
 
-    let one = run(&db, &["phones", "renormalize", "--project-id", "43", "--apply"]);
+    let one = run(
+        &db,
+        &["phones", "renormalize", "--project-id", "43", "--apply"],
+    );
     assert!(one.status.success(), "{}", text(&one));
     assert!(!text(&one).contains("project 42"), "{}", text(&one));
     assert_eq!(users(&db, 42).await, before_42, "only the named project");
