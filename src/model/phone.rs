@@ -3,8 +3,9 @@
 //! country code are read ([`PhoneCountry`]).
 //!
 //! Rules, in order:
-//! 1. An extension (`доб. 123`, `доб 123`, `доп. 5`, `ext 5`, `ext. 5`, `x5`, `#12`) and
-//!    everything after it is not part of the number.
+//! 1. An extension (`доб. 123`, `доб 123`, `доп. 5`, `вн. 5`, `ext 5`, `ext. 5`, `x5`, `#12`)
+//!    and everything after it is not part of the number; so is a second number after `,` or
+//!    `;` (`8 912 345-67-89, 8 495 123-45-67` is the first one).
 //! 2. A number written internationally (leading `+`, or `00`) keeps its country code as
 //!    written: `+84 912 345 678` is `84912345678`, never Russian.
 //! 3. A number written without a country code is read in the default country with
@@ -226,8 +227,9 @@ struct Written {
     international: bool,
 }
 
-/// Words and signs that start an extension (compared case-insensitively).
-const EXTENSION_MARKERS: [&str; 5] = ["доб", "доп", "ext", "x", "#"];
+/// Words and signs that start an extension (compared case-insensitively), and `,`/`;`, which
+/// separate a second number that is not read.
+const EXTENSION_MARKERS: [&str; 8] = ["доб", "доп", "вн", "ext", "x", "#", ",", ";"];
 
 impl Written {
     fn read(raw: &str) -> Option<Written> {
@@ -294,6 +296,9 @@ mod tests {
             "+7 912 345 67 89 x5",
             "8 912 345 67 89 #12",
             "тел.: 8 912 345 67 89",
+            "8 912 345 67 89 вн. 12",
+            "8 912 345 67 89, 8 495 123-45-67",
+            "+7 912 345 67 89; +7 495 123 45 67",
         ] {
             assert_eq!(
                 normalize_phone(raw).as_deref(),
