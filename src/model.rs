@@ -1,6 +1,6 @@
 //! Domain records shared by the layers: what the sync engine hands to the store after decoding
 //! RetailCRM's wire types, plus the pure rules of the data contract (DESIGN.md section 3-4):
-//! e-mail and phone normalisation and the order-status mapping.
+//! e-mail and phone normalisation (phones in [`phone`]) and the order-status mapping.
 //!
 //! Nothing here does I/O, so every rule is unit-tested with tricky inputs.
 
@@ -11,6 +11,12 @@ use std::str::FromStr;
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+pub mod phone;
+
+pub use phone::{
+    PhoneCountry, PhoneCountryError, normalize_phone, normalize_phone_in, renormalize_stored,
+};
 
 /// A stream of entities synced independently, each with its own history cursor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -164,23 +170,6 @@ pub fn normalize_email(raw: &str) -> Option<String> {
     }
 }
 
-/// Digits only; an 11-digit number with the Russian trunk prefix `8` becomes `7...`, and a
-/// 10-digit number starting with `9` gets the country code `7`. Empty becomes `None`.
-///
-/// `+7 (912) 345-67-89`, `8 912 345 67 89` and `9123456789` all give `79123456789`.
-pub fn normalize_phone(raw: &str) -> Option<String> {
-    let mut digits: String = raw.chars().filter(char::is_ascii_digit).collect();
-    if digits.is_empty() {
-        return None;
-    }
-    if digits.len() == 11 && digits.starts_with('8') {
-        digits.replace_range(0..1, "7");
-    } else if digits.len() == 10 && digits.starts_with('9') {
-        digits.insert(0, '7');
-    }
-    Some(digits)
-}
-
 /// A RetailCRM customer, decoded and normalised, ready for `store::users`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CustomerRecord {
@@ -235,34 +224,6 @@ pub struct OrderRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn phones_normalise_to_one_form() {
-        for raw in [
-            "+7 (912) 345-67-89",
-            "8-912-345-67-89",
-            "8 912 345 67 89",
-            "9123456789",
-            " 7 912 3456789 ",
-        ] {
-            assert_eq!(
-                normalize_phone(raw).as_deref(),
-                Some("79123456789"),
-                "{raw}"
-            );
-        }
-        assert_eq!(normalize_phone(""), None);
-        assert_eq!(normalize_phone("   "), None);
-        assert_eq!(normalize_phone("нет телефона"), None);
-        // Not Russian-looking numbers stay digits only, untouched otherwise.
-        assert_eq!(
-            normalize_phone("+44 20 7946 0958").as_deref(),
-            Some("442079460958")
-        );
-        assert_eq!(normalize_phone("8123").as_deref(), Some("8123"));
-        // A 10-digit number not starting with 9 (a landline without code) is not guessed at.
-        assert_eq!(normalize_phone("4951234567").as_deref(), Some("4951234567"));
-    }
 
     #[test]
     fn emails_trim_and_lowercase() {

@@ -156,6 +156,7 @@ impl BenchEnv {
                     sync_interval_minutes: 24 * 60,
                     status_mapping: HashMap::new(),
                     orders_created_from: None,
+                    default_phone_country: None,
                 })
                 .await?;
         }

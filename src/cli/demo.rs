@@ -148,6 +148,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             sync_interval_minutes: 60,
             status_mapping: std::collections::HashMap::<String, OrderStatus>::new(),
             orders_created_from: None,
+            default_phone_country: None,
         })
         .await
         .context("creating the demo integration")?;

@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use super::Cli;
 use super::migrate::load_settings;
 use crate::config::validate_api_url;
-use crate::model::OrderStatus;
+use crate::model::{OrderStatus, PhoneCountry};
 use crate::secret::ApiKey;
 use crate::store::{Integration, IntegrationPatch, NewIntegration, Store};
 
@@ -74,6 +74,10 @@ pub struct AddArgs {
     /// Sync only orders created on or after this date (YYYY-MM-DD, the account's timezone).
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub orders_from: Option<NaiveDate>,
+    /// Country in which phones written without a country code are read (ISO 3166 alpha-2,
+    /// e.g. KZ). Without it: the account's country (its default store), else RU.
+    #[arg(long, value_name = "CC")]
+    pub phone_country: Option<PhoneCountry>,
 }
 
 /// Arguments of `integration list`.
@@ -118,6 +122,29 @@ pub struct SetArgs {
     /// Orders already synced stay; `ctl trigger P resync_orders` reads the wider range.
     #[arg(long, value_name = "YYYY-MM-DD|all", value_parser = parse_orders_from)]
     pub orders_from: Option<OrdersFrom>,
+    /// Country in which phones written without a country code are read (ISO 3166 alpha-2,
+    /// e.g. KZ); `account` removes it (the account's country, else RU). Applies to rows synced
+    /// from now on; `retailcrm-sync phones renormalize` re-reads stored phones.
+    #[arg(long, value_name = "CC|account", value_parser = parse_phone_country)]
+    pub phone_country: Option<PhoneCountryArg>,
+}
+
+/// The value of `integration set --phone-country`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhoneCountryArg {
+    /// This country.
+    Country(PhoneCountry),
+    /// The account's country, else RU.
+    Account,
+}
+
+fn parse_phone_country(s: &str) -> Result<PhoneCountryArg, String> {
+    if s.eq_ignore_ascii_case("account") {
+        return Ok(PhoneCountryArg::Account);
+    }
+    s.parse::<PhoneCountry>()
+        .map(PhoneCountryArg::Country)
+        .map_err(|e| format!("{e}, or `account`"))
 }
 
 /// The value of `integration set --orders-from`.
@@ -187,6 +214,7 @@ async fn add(store: &Store, a: &AddArgs) -> anyhow::Result<ExitCode> {
             sync_interval_minutes: a.interval_minutes,
             status_mapping,
             orders_created_from: a.orders_from,
+            default_phone_country: a.phone_country,
         })
         .await?;
     println!(
@@ -209,7 +237,8 @@ async fn list(store: &Store, a: &ListArgs) -> anyhow::Result<ExitCode> {
     }
     for i in &all {
         println!(
-            "project {} ({}): {} key {} {} orders={}{} customers={} every {} min, last sync {}",
+            "project {} ({}): {} key {} {} orders={}{} customers={} every {} min, phones {}, \
+             last sync {}",
             i.project_id,
             i.project_name.as_deref().unwrap_or("-"),
             i.api_url,
@@ -220,6 +249,8 @@ async fn list(store: &Store, a: &ListArgs) -> anyhow::Result<ExitCode> {
                 .map_or(String::new(), |d| format!(" (created from {d})")),
             i.sync_customers,
             i.sync_interval_minutes,
+            i.default_phone_country
+                .map_or("account's country".to_string(), |c| c.to_string()),
             i.last_sync_at
                 .map_or("never".to_string(), |t| t.to_rfc3339()),
         );
@@ -245,6 +276,7 @@ fn to_json(i: &Integration) -> serde_json::Value {
         "status_mapping": mapping.into_iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
         "status_mapping_errors": i.status_mapping_errors,
         "orders_created_from": i.orders_created_from,
+        "default_phone_country": i.default_phone_country.map(|c| c.to_string()),
         "last_sync_at": i.last_sync_at,
         "updated_at": i.updated_at,
     })
@@ -273,6 +305,10 @@ async fn set(store: &Store, a: &SetArgs) -> anyhow::Result<ExitCode> {
         orders_created_from: a.orders_from.map(|f| match f {
             OrdersFrom::Date(d) => Some(d),
             OrdersFrom::All => None,
+        }),
+        default_phone_country: a.phone_country.map(|c| match c {
+            PhoneCountryArg::Country(c) => Some(c),
+            PhoneCountryArg::Account => None,
         }),
     };
     if patch == IntegrationPatch::default() {

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod integration;
 pub mod migrate;
 pub mod mock_crm;
+pub mod phones;
 pub mod run;
 pub mod validate;
 
@@ -72,6 +73,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Measure sync speed and memory against the physical limits.
     Bench(bench::BenchArgs),
+    /// Maintain stored phone numbers (`phones renormalize`).
+    #[command(subcommand)]
+    Phones(phones::PhonesCommand),
 }
 
 /// Parses the command line and runs the chosen subcommand.
@@ -86,6 +90,7 @@ pub fn main() -> ExitCode {
         Command::MockCrm(args) => mock_crm::execute(&cli, args),
         Command::Demo(args) => demo::execute(&cli, args),
         Command::Bench(args) => bench::execute(&cli, args),
+        Command::Phones(cmd) => phones::execute(&cli, cmd),
     };
     match result {
         Ok(code) => code,

@@ -537,6 +537,9 @@ pub struct Site {
     /// Store currency.
     #[serde(default, deserialize_with = "lenient_opt_string")]
     pub currency: Option<String>,
+    /// The store's country (ISO 3166 alpha-2), e.g. `RU`.
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    pub country_iso: Option<String>,
     /// Default store of the account.
     #[serde(default, deserialize_with = "lenient_bool")]
     pub default_for_crm: bool,

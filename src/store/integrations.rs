@@ -3,6 +3,8 @@
 //!
 //! A row is data from outside: a `status_mapping` value that is not a platform status is not
 //! fatal; it is left out of the mapping and reported in [`Integration::status_mapping_errors`].
+//! Likewise a `default_phone_country` that phone numbers have no rules for is reported there
+//! and treated as unset.
 
 use std::collections::HashMap;
 
@@ -12,7 +14,7 @@ use diesel::sql_types::{BigInt, Bool, Date, Integer, Jsonb, Nullable, Text, Time
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::{Store, StoreError, op};
-use crate::model::OrderStatus;
+use crate::model::{OrderStatus, PhoneCountry};
 use crate::secret::ApiKey;
 
 /// One project's RetailCRM integration.
@@ -40,6 +42,9 @@ pub struct Integration {
     pub status_mapping_errors: Vec<String>,
     /// Only orders created on or after this date (account timezone) are synced; `None`: all.
     pub orders_created_from: Option<NaiveDate>,
+    /// Country in which phones written without a country code are read; `None`: the
+    /// account's country (`/reference/sites`), else RU.
+    pub default_phone_country: Option<PhoneCountry>,
     /// Last successful sync.
     pub last_sync_at: Option<DateTime<Utc>>,
     /// Last change of the row (the supervisor restarts a project when it moves).
@@ -69,6 +74,8 @@ pub struct NewIntegration {
     pub status_mapping: HashMap<String, OrderStatus>,
     /// Only orders created on or after this date are synced; `None`: all.
     pub orders_created_from: Option<NaiveDate>,
+    /// Country phones without a country code are read in; `None`: the account's, else RU.
+    pub default_phone_country: Option<PhoneCountry>,
 }
 
 /// Changes to an integration; `None` leaves a field as it is.
@@ -90,6 +97,8 @@ pub struct IntegrationPatch {
     pub status_mapping: Option<HashMap<String, OrderStatus>>,
     /// New orders date filter: `Some(None)` removes it.
     pub orders_created_from: Option<Option<NaiveDate>>,
+    /// New default phone country: `Some(None)` removes it (the account's country, else RU).
+    pub default_phone_country: Option<Option<PhoneCountry>>,
 }
 
 #[derive(QueryableByName)]
@@ -114,6 +123,8 @@ struct Row {
     status_mapping: serde_json::Value,
     #[diesel(sql_type = Nullable<Date>)]
     orders_created_from: Option<NaiveDate>,
+    #[diesel(sql_type = Nullable<Text>)]
+    default_phone_country: Option<String>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     last_sync_at: Option<DateTime<Utc>>,
     #[diesel(sql_type = Timestamptz)]
@@ -122,7 +133,16 @@ struct Row {
 
 impl From<Row> for Integration {
     fn from(r: Row) -> Self {
-        let (status_mapping, status_mapping_errors) = parse_mapping(&r.status_mapping);
+        let (status_mapping, mut status_mapping_errors) = parse_mapping(&r.status_mapping);
+        let default_phone_country = r.default_phone_country.as_deref().and_then(|raw| {
+            raw.parse::<PhoneCountry>()
+                .map_err(|e| {
+                    status_mapping_errors.push(format!(
+                        "default_phone_country: {e}; phones are read in the account's country"
+                    ))
+                })
+                .ok()
+        });
         Integration {
             project_id: r.project_id,
             project_name: r.project_name,
@@ -135,6 +155,7 @@ impl From<Row> for Integration {
             status_mapping,
             status_mapping_errors,
             orders_created_from: r.orders_created_from,
+            default_phone_country,
             last_sync_at: r.last_sync_at,
             updated_at: r.updated_at,
         }
@@ -175,7 +196,7 @@ fn mapping_json(map: &HashMap<String, OrderStatus>) -> serde_json::Value {
 
 const SELECT: &str = "SELECT i.project_id, p.name AS project_name, i.api_url, i.api_key, \
      i.is_active, i.sync_orders, i.sync_customers, i.sync_interval_minutes, i.status_mapping, \
-     i.orders_created_from, i.last_sync_at, i.updated_at \
+     i.orders_created_from, i.default_phone_country, i.last_sync_at, i.updated_at \
      FROM retailcrm_integrations i LEFT JOIN projects p ON p.id = i.project_id";
 
 impl Store {
@@ -253,14 +274,15 @@ impl Store {
             diesel::sql_query(
                 "INSERT INTO retailcrm_integrations (project_id, api_url, api_key, is_active, \
                  sync_orders, sync_customers, sync_interval_minutes, status_mapping, \
-                 orders_created_from) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 orders_created_from, default_phone_country) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
                  ON CONFLICT (project_id) DO UPDATE SET api_url = EXCLUDED.api_url, \
                  api_key = EXCLUDED.api_key, is_active = EXCLUDED.is_active, \
                  sync_orders = EXCLUDED.sync_orders, sync_customers = EXCLUDED.sync_customers, \
                  sync_interval_minutes = EXCLUDED.sync_interval_minutes, \
                  status_mapping = EXCLUDED.status_mapping, \
-                 orders_created_from = EXCLUDED.orders_created_from, updated_at = now()",
+                 orders_created_from = EXCLUDED.orders_created_from, \
+                 default_phone_country = EXCLUDED.default_phone_country, updated_at = now()",
             )
             .bind::<BigInt, _>(new.project_id)
             .bind::<Text, _>(&new.api_url)
@@ -271,6 +293,7 @@ impl Store {
             .bind::<Integer, _>(new.sync_interval_minutes)
             .bind::<Jsonb, _>(mapping_json(&new.status_mapping))
             .bind::<Nullable<Date>, _>(new.orders_created_from)
+            .bind::<Nullable<Text>, _>(new.default_phone_country.as_ref().map(PhoneCountry::as_str))
             .execute(c)
             .await
             .map_err(op("upsert integration"))?;
@@ -300,6 +323,7 @@ impl Store {
              sync_interval_minutes = COALESCE($7, sync_interval_minutes), \
              status_mapping = COALESCE($8, status_mapping), \
              orders_created_from = CASE WHEN $9 THEN $10 ELSE orders_created_from END, \
+             default_phone_country = CASE WHEN $11 THEN $12 ELSE default_phone_country END, \
              updated_at = now() \
              WHERE project_id = $1",
         )
@@ -313,6 +337,14 @@ impl Store {
         .bind::<Nullable<Jsonb>, _>(patch.status_mapping.as_ref().map(mapping_json))
         .bind::<Bool, _>(patch.orders_created_from.is_some())
         .bind::<Nullable<Date>, _>(patch.orders_created_from.flatten())
+        .bind::<Bool, _>(patch.default_phone_country.is_some())
+        .bind::<Nullable<Text>, _>(
+            patch
+                .default_phone_country
+                .flatten()
+                .as_ref()
+                .map(PhoneCountry::as_str),
+        )
         .execute(&mut conn)
         .await
         .map_err(op("update integration"))?;

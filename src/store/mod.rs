@@ -5,8 +5,8 @@
 //!
 //! Files: [`migrations`] (embedded schema), [`integrations`], [`users`] (customer -> user
 //! resolution), [`orders`], [`cursors`] (cursor CAS and poison records), [`runs`], [`prepared`]
-//! (cached raw statements of the batch path), [`schema`]
-//! (diesel `table!` definitions).
+//! (cached raw statements of the batch path), [`phones`] (re-normalising stored phones),
+//! [`schema`] (diesel `table!` definitions).
 
 use std::time::Duration;
 
@@ -23,6 +23,7 @@ pub mod cursors;
 pub mod integrations;
 pub mod migrations;
 pub mod orders;
+pub mod phones;
 pub mod prepared;
 pub mod runs;
 pub mod schema;

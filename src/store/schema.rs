@@ -23,6 +23,7 @@ diesel::table! {
         sync_interval_minutes -> Integer,
         status_mapping -> Jsonb,
         orders_created_from -> Nullable<Date>,
+        default_phone_country -> Nullable<Text>,
         last_sync_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,

@@ -42,11 +42,11 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::error::SyncError;
-use super::mapping::{MappingContext, map_customer, map_order};
+use super::mapping::{MappingContext, account_phone_country, map_customer, map_order};
 use super::progress::Progress;
 use crate::crm::types::{Customer, HasHistoryId, Order};
-use crate::crm::{CrmClient, Decoded, PoisonItem};
-use crate::model::{CustomerRecord, OrderRecord, Stream};
+use crate::crm::{CrmClient, CrmError, Decoded, PoisonItem};
+use crate::model::{CustomerRecord, OrderRecord, PhoneCountry, Stream};
 use crate::store::{Cursor, Integration, PoisonRecord, Store, StoreError};
 
 /// Batches fetched ahead of the writer. Two keeps both sides busy with bounded memory.
@@ -267,7 +267,8 @@ impl Engine {
         Ok(counts)
     }
 
-    /// What order mapping needs from the account: its timezone and status groups.
+    /// What order mapping needs from the account: its timezone, status groups and the country
+    /// phones are read in.
     async fn mapping_context(&self) -> Result<MappingContext, SyncError> {
         let settings = self.client.settings().await?;
         let statuses = self.client.statuses().await?;
@@ -279,13 +280,39 @@ impl Engine {
                 .into_iter()
                 .filter_map(|(code, s)| s.group.map(|g| (code, g)))
                 .collect(),
+            phone_country: self.phone_country().await?,
         })
     }
 
     async fn context_for(&self, stream: Stream) -> Result<Option<MappingContext>, SyncError> {
         match stream {
             Stream::Orders => Ok(Some(self.mapping_context().await?)),
-            Stream::Customers => Ok(None),
+            Stream::Customers => Ok(Some(MappingContext::for_customers(
+                self.phone_country().await?,
+            ))),
+        }
+    }
+
+    /// The country phones without a country code are read in: the integration's
+    /// `default_phone_country`, else the account's (`/reference/sites`, see
+    /// [`account_phone_country`]), else RU. A key without `reference_read` (a customers-only
+    /// integration needs none) reads them as RU, with a warning.
+    async fn phone_country(&self) -> Result<PhoneCountry, SyncError> {
+        if let Some(country) = self.integration.default_phone_country {
+            return Ok(country);
+        }
+        match self.client.sites().await {
+            Ok(sites) => Ok(account_phone_country(&sites).unwrap_or_default()),
+            Err(e @ CrmError::AccessDenied { .. }) => {
+                warn!(
+                    project_id = self.project_id(),
+                    error = %e,
+                    "cannot read the account's country; phones without a country code are read \
+                     as Russian (set one with `integration set --phone-country`)"
+                );
+                Ok(PhoneCountry::RU)
+            }
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -644,7 +671,7 @@ impl Engine {
                     self.map_orders(self.client.orders_by_ids(chunk).await?.items, ctx)
                 }
                 Stream::Customers => {
-                    self.map_customers(self.client.customers_by_ids(chunk).await?.items)
+                    self.map_customers(self.client.customers_by_ids(chunk).await?.items, ctx)
                 }
             };
             out.absorb(part);
@@ -707,7 +734,7 @@ impl Engine {
         batch
     }
 
-    fn map_customers(&self, items: Vec<Decoded<Customer>>) -> Batch {
+    fn map_customers(&self, items: Vec<Decoded<Customer>>, ctx: Option<&MappingContext>) -> Batch {
         let mut batch = Batch::new(Stream::Customers);
         let Records::Customers(rows) = &mut batch.records else {
             unreachable!("Batch::new(Customers) holds customers")
@@ -715,15 +742,23 @@ impl Engine {
         for item in items {
             batch.fetched += 1;
             match item {
-                Decoded::Ok(customer) => match map_customer(&customer) {
-                    Ok(record) => rows.push(record),
-                    Err(reason) => batch.poison.push(poison_of(
-                        Stream::Customers,
-                        Some(customer.id),
-                        serde_json::to_value(&customer).unwrap_or_default(),
-                        reason,
-                    )),
-                },
+                Decoded::Ok(customer) => {
+                    match ctx.map(|c| map_customer(&customer, c.phone_country)) {
+                        Some(Ok(record)) => rows.push(record),
+                        Some(Err(reason)) => batch.poison.push(poison_of(
+                            Stream::Customers,
+                            Some(customer.id),
+                            serde_json::to_value(&customer).unwrap_or_default(),
+                            reason,
+                        )),
+                        None => batch.poison.push(poison_of(
+                            Stream::Customers,
+                            Some(customer.id),
+                            serde_json::Value::Null,
+                            "internal: customer mapped without a mapping context".into(),
+                        )),
+                    }
+                }
                 Decoded::Poison(p) => batch.poison.push(poison_item(Stream::Customers, p)),
             }
         }

@@ -44,6 +44,7 @@ async fn connection_test_reports_key_and_scope_problems() {
             sync_interval_minutes: 60,
             status_mapping: Default::default(),
             orders_created_from: None,
+            default_phone_country: None,
         })
         .await
         .expect("integration");

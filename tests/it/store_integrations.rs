@@ -24,6 +24,7 @@ fn new_integration(project_id: i64) -> NewIntegration {
         sync_interval_minutes: 30,
         status_mapping: HashMap::from([("paid".to_string(), OrderStatus::Confirmed)]),
         orders_created_from: None,
+        default_phone_country: None,
     }
 }
 

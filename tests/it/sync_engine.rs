@@ -146,6 +146,7 @@ async fn incremental_sync_fetches_only_changed_entities() {
     let expected: BTreeMap<String, u64> = [
         ("/api/v5/settings", 1),
         ("/api/v5/reference/statuses", 1),
+        ("/api/v5/reference/sites", 2), // the phone country, once per stream
         ("/api/v5/orders/history", 1),
         ("/api/v5/customers/history", 1),
         ("/api/v5/orders", 1),    // one filter[ids][] call, no list page
@@ -164,7 +165,7 @@ async fn incremental_sync_fetches_only_changed_entities() {
         (order_records + customer_records) as u64
     );
     assert!(counts.deleted >= 1);
-    assert_eq!(counts.requests, 6);
+    assert_eq!(counts.requests, 8);
 
     assert_level_with_mock(&w, &HashMap::new(), &HashMap::new()).await;
     let rows = w.orders().await;
@@ -570,8 +571,10 @@ async fn switches_skip_streams_and_inactive_is_permanent() {
     let c = w.sync_all().await;
     assert_eq!(c.skipped_streams, vec![Stream::Orders]);
     let diff = route_diff(&before, &w.routes());
+    // Customers only, and the account's country for their phones.
     assert!(
-        diff.keys().all(|k| k.starts_with("/api/v5/customers")),
+        diff.keys()
+            .all(|k| k.starts_with("/api/v5/customers") || k == "/api/v5/reference/sites"),
         "{diff:?}"
     );
     assert_eq!(count(&w.db, &orders_count_sql()).await, 0);

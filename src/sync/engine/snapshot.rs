@@ -491,7 +491,7 @@ impl Engine {
                 let (ids, created) = keys(&p.items, |c| (c.id, parse(c.created_at.as_ref())));
                 Ok(Shown {
                     items: p.items.len() as u64,
-                    batch: self.map_customers(p.items),
+                    batch: self.map_customers(p.items, ctx),
                     pagination: p.pagination,
                     ids,
                     created,

@@ -102,6 +102,7 @@ impl World {
                 sync_interval_minutes: 5,
                 status_mapping: mapping,
                 orders_created_from: None,
+                default_phone_country: None,
             })
             .await
             .expect("integration");

@@ -1,0 +1,1 @@
+ALTER TABLE retailcrm_integrations DROP COLUMN default_phone_country;
