@@ -317,10 +317,14 @@ impl CrmClient {
             .await
     }
 
-    /// The newest history record id of a stream (`None` when the history is empty): page 1
-    /// without `sinceId` gives `totalPageCount`, then the last page gives the newest record.
-    /// Used as the snapshot anchor before a full load; a change made between the two calls is
-    /// at worst seen twice, never missed.
+    /// The newest history record id of a stream (`None` when the history is empty). RetailCRM
+    /// refuses deep `page`s of history ("Use the shift of the filter[sinceId] instead of page
+    /// parameter"), so this never asks for a page after the first: page 1 gives the oldest
+    /// records and the total; then `filter[sinceId]` probes (whose `totalCount` is the number
+    /// of newer records) search for a point with at most one page of newer records, which is
+    /// then read. Dense ids take two or three requests, sparse ids a few more (a gallop then a
+    /// bisection, O(log id)). Used as the snapshot anchor before a full load; a change made
+    /// meanwhile is at worst seen twice, never missed.
     pub async fn latest_history_id(&self, stream: Stream) -> Result<Option<i64>, CrmError> {
         match stream {
             Stream::Orders => {
@@ -338,28 +342,48 @@ impl CrmClient {
     where
         T: DeserializeOwned + super::types::HasHistoryId,
     {
-        let first: HistoryPage<T> = self.history(path, None, Some(1), 100).await?;
-        let mut best = first.max_id();
-        let pages = first.pagination.total_page_count;
-        if pages > 1 {
-            let last: HistoryPage<T> = self.history(path, None, Some(pages), 100).await?;
-            best = best.max(last.max_id());
-            // Someone added records between the calls: walk forward from what we know.
-            if let Some(mut cursor) = best {
-                loop {
-                    let more: HistoryPage<T> = self.history(path, Some(cursor), None, 100).await?;
-                    match more.max_id() {
-                        Some(id) if id > cursor => cursor = id,
-                        _ => break,
-                    }
-                    if more.pagination.is_last() {
-                        break;
-                    }
-                }
-                best = Some(cursor);
+        const PAGE: u64 = 100;
+        let first: HistoryPage<T> = self.history(path, None, Some(1), PAGE as u32).await?;
+        let Some(mut lo) = first.max_id() else {
+            return Ok(None);
+        };
+        // Invariant: `newer` records have an id above `lo`; none is above `hi` (once known).
+        let mut newer = first.pagination.total_count.saturating_sub(PAGE);
+        let mut hi: Option<i64> = None;
+        // Gallop step: with dense ids the newest record is about `newer` above `lo`.
+        let mut step = i64::try_from(newer.saturating_sub(PAGE / 2)).unwrap_or(i64::MAX / 4);
+        while newer > PAGE {
+            let probe = match hi {
+                Some(h) if h - lo <= 1 => break,
+                Some(h) => lo + (h - lo) / 2,
+                None => lo.saturating_add(step.max(1)),
+            };
+            let above = self
+                .history::<T>(path, Some(probe), None, 20)
+                .await?
+                .pagination
+                .total_count;
+            if above == 0 {
+                hi = Some(probe);
+            } else {
+                lo = probe;
+                newer = above;
+                step = step.saturating_mul(2);
             }
         }
-        Ok(best)
+        // At most a page (or two, if records were added meanwhile) above `lo`: walk to the end.
+        let mut cursor = lo;
+        loop {
+            let more: HistoryPage<T> = self.history(path, Some(cursor), None, PAGE as u32).await?;
+            match more.max_id() {
+                Some(id) if id > cursor => cursor = id,
+                _ => break,
+            }
+            if more.pagination.is_last() {
+                break;
+            }
+        }
+        Ok(Some(cursor))
     }
 
     // -----------------------------------------------------------------------------------------

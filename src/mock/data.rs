@@ -16,7 +16,7 @@
 //!
 //! Time: the account ends at the start of the current hour in the account timezone
 //! ([`GenConfig::anchor`]): customers and orders are spread over the 335 days before the last
-//! 30 days, generated status changes and deletions over those 30 days. Everything after
+//! 30 days, generated status changes and deletions (about 45 s apart) within those 30 days. Everything after
 //! generation (API writes, mutations) gets the real clock. Apart from that anchoring, a seed
 //! gives the same account.
 
@@ -639,13 +639,16 @@ pub fn generate(cfg: &GenConfig) -> MockState {
         maybe_corporate(&mut b2b, &mut o, corporate_ids);
         state.insert_order(o, "user", t);
     }
-    // Some later changes so history has field records and deletions, over the last 30 days.
+    // Some later changes so history has field records and deletions, about 45 s apart (so
+    // their createdAt, which lags by up to 3 minutes, has inversions), ending before the anchor
+    // and never more than 30 days before it.
     let changes = (cfg.orders / 20) as usize;
     let deletions = (cfg.orders / 200) as usize;
-    let step = changes_secs / (changes + deletions + 1) as i64;
+    let n = (changes + deletions + 1) as i64;
+    let step = (changes_secs / n).clamp(1, 45);
     state
         .clock
-        .simulate(anchor - ChronoDuration::seconds(changes_secs), step);
+        .simulate(anchor - ChronoDuration::seconds(step * 2 * n), step);
     for _ in 0..changes {
         let id = rng.random_range(1..=cfg.orders as i64);
         let status = statuses[rng.random_range(0..statuses.len())];

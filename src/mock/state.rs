@@ -293,13 +293,13 @@ impl MockState {
     /// record's `createdAt` may lag it by up to 3 minutes (so `createdAt` is not monotonic in
     /// id, as on the live API).
     fn change_time(&mut self) -> NaiveDateTime {
-        let now = self.clock.tick();
+        let now = self.clock.tick(&mut self.rng);
         now - ChronoDuration::seconds(self.rng.random_range(0..180))
     }
 
     /// The time of a creation: the clock's now, exactly (so the entity's `createdAt` is now).
     fn creation_time(&mut self) -> NaiveDateTime {
-        self.clock.tick()
+        self.clock.tick(&mut self.rng)
     }
 
     fn order_ref(o: &MockOrder) -> EntityRef {
