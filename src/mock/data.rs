@@ -15,8 +15,9 @@
 //! choice uses its own random stream, so the rest of the account is the same as without it.
 //!
 //! Time: the account ends at the start of the current hour in the account timezone
-//! ([`GenConfig::anchor`]): customers and orders are spread over the 335 days before the last
-//! 30 days, generated status changes and deletions (about 45 s apart) within those 30 days. Everything after
+//! ([`GenConfig::anchor`]): generated status changes and deletions (at most 45 s apart) take
+//! the last hours before it (at most 20), customers and orders are spread over the year before
+//! them, so the newest entity is less than a day old. Everything after
 //! generation (API writes, mutations) gets the real clock. Apart from that anchoring, a seed
 //! gives the same account.
 
@@ -604,10 +605,15 @@ pub fn generate(cfg: &GenConfig) -> MockState {
     let anchor = cfg
         .anchor
         .unwrap_or_else(|| super::clock::hour_anchor(cfg.timezone));
-    let changes_secs: i64 = 30 * 24 * 3600;
+    // Generated changes take the last `window` seconds before the anchor (at most 20 hours,
+    // about 45 s apart); customers and orders are spread over the year before that.
+    let changes = (cfg.orders / 20) as usize;
+    let deletions = (cfg.orders / 200) as usize;
+    let n = (changes + deletions + 1) as i64;
+    let window: i64 = (n * 90).min(20 * 3600);
     let start = anchor - ChronoDuration::days(365);
     let statuses = all_status_codes();
-    let span_secs: i64 = 335 * 24 * 3600;
+    let span_secs: i64 = 365 * 24 * 3600 - window;
     let n_c = cfg.customers.max(1) as i64;
     for i in 1..=cfg.customers as i64 {
         // Roughly increasing in id, with jitter: createdAt is not monotonic in id.
@@ -639,16 +645,12 @@ pub fn generate(cfg: &GenConfig) -> MockState {
         maybe_corporate(&mut b2b, &mut o, corporate_ids);
         state.insert_order(o, "user", t);
     }
-    // Some later changes so history has field records and deletions, about 45 s apart (so
-    // their createdAt, which lags by up to 3 minutes, has inversions), ending before the anchor
-    // and never more than 30 days before it.
-    let changes = (cfg.orders / 20) as usize;
-    let deletions = (cfg.orders / 200) as usize;
-    let n = (changes + deletions + 1) as i64;
-    let step = (changes_secs / n).clamp(1, 45);
+    // Some later changes so history has field records and deletions, at most 45 s apart (so
+    // their createdAt, which lags by up to 3 minutes, has inversions), ending before the anchor.
+    let step = (window / (2 * n)).clamp(1, 45);
     state
         .clock
-        .simulate(anchor - ChronoDuration::seconds(step * 2 * n), step);
+        .simulate(anchor - ChronoDuration::seconds(window), step);
     for _ in 0..changes {
         let id = rng.random_range(1..=cfg.orders as i64);
         let status = statuses[rng.random_range(0..statuses.len())];

@@ -11,7 +11,7 @@
 //! queries (page cap, padding, date filters) live in [`super::history`]. `externalId` is unique
 //! per store for orders and for customers (indexed, so `by=externalId` finds one entity).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -208,6 +208,8 @@ pub struct MockState {
     list_requests: AtomicU64,
     order_list_cache: ListCache,
     customer_list_cache: ListCache,
+    orders_by_created: BTreeSet<(u64, i64)>,
+    customers_by_created: BTreeSet<(u64, i64)>,
     order_ids: Vec<i64>,
     customer_ids: Vec<i64>,
     next_order_id: i64,
@@ -217,9 +219,20 @@ pub struct MockState {
     rng: StdRng,
 }
 
-/// The matching ids of the last filtered list request, valid while the stream's history does not
-/// grow (every change of an entity appends a history record).
-type ListCache = Mutex<Option<(ListFilter, i64, Arc<Vec<i64>>)>>;
+/// The matching ids of the last few filtered list requests, valid while the stream's history
+/// does not grow (every change of an entity appends a history record).
+type ListCache = Mutex<Vec<(ListFilter, i64, Arc<Vec<i64>>)>>;
+
+/// Filtered results kept per list.
+const CACHED_FILTERS: usize = 4;
+
+/// A `Y-m-d H:i:s` time as a number with the same order (`20250102153000`), for the creation
+/// index.
+fn time_key(s: &str) -> u64 {
+    s.bytes()
+        .filter(u8::is_ascii_digit)
+        .fold(0u64, |k, b| k.saturating_mul(10).saturating_add(u64::from(b - b'0')))
+}
 
 fn remove_sorted(v: &mut Vec<i64>, id: i64) {
     if let Ok(pos) = v.binary_search(&id) {
@@ -267,8 +280,10 @@ impl MockState {
             order_ext: HashMap::new(),
             customer_ext: HashMap::new(),
             list_requests: AtomicU64::new(0),
-            order_list_cache: Mutex::new(None),
-            customer_list_cache: Mutex::new(None),
+            order_list_cache: Mutex::new(Vec::new()),
+            customer_list_cache: Mutex::new(Vec::new()),
+            orders_by_created: BTreeSet::new(),
+            customers_by_created: BTreeSet::new(),
             order_ids: Vec::new(),
             customer_ids: Vec::new(),
             next_order_id: 1,
@@ -366,6 +381,8 @@ impl MockState {
         if let Some(ext) = &c.external_id {
             self.customer_ext.insert((c.site.clone(), ext.clone()), id);
         }
+        self.customers_by_created
+            .insert((time_key(&c.created_at), id));
         let c = Arc::new(c);
         self.customers.insert(id, c.clone());
         push_sorted(&mut self.customer_ids, id);
@@ -380,6 +397,7 @@ impl MockState {
         if let Some(ext) = &o.external_id {
             self.order_ext.insert((o.site.clone(), ext.clone()), id);
         }
+        self.orders_by_created.insert((time_key(&o.created_at), id));
         let o = Arc::new(o);
         self.orders.insert(id, o.clone());
         push_sorted(&mut self.order_ids, id);
@@ -457,6 +475,8 @@ impl MockState {
         if let Some(ext) = &current.external_id {
             self.order_ext.remove(&(current.site.clone(), ext.clone()));
         }
+        self.orders_by_created
+            .remove(&(time_key(&current.created_at), id));
         remove_sorted(&mut self.order_ids, id);
         let at = self.change_time();
         self.push_order_hist(source, at, Self::order_ref(&current), HistKind::Deleted);
@@ -471,6 +491,8 @@ impl MockState {
         if let Some(ext) = &current.external_id {
             self.customer_ext.remove(&(current.site.clone(), ext.clone()));
         }
+        self.customers_by_created
+            .remove(&(time_key(&current.created_at), id));
         remove_sorted(&mut self.customer_ids, id);
         let at = self.change_time();
         self.push_customer_hist(source, at, Self::customer_ref(&current), HistKind::Deleted);
@@ -719,6 +741,21 @@ impl MockState {
             }
         }
         let total = items_total(obj.get("items")).unwrap_or(Kopecks(0));
+        let created_at = match obj.get("createdAt").and_then(patch_str) {
+            None => fmt_time(at),
+            Some(t) => {
+                NaiveDateTime::parse_from_str(&t, crate::crm::decode::CRM_DATETIME_FORMAT)
+                    .map_err(|_| {
+                        let mut e = WriteError::new(400, "Errors in the entity format");
+                        e.errors.insert(
+                            "createdAt".into(),
+                            "This value is not a valid datetime.".into(),
+                        );
+                        e
+                    })?;
+                t
+            }
+        };
         let o = MockOrder {
             id,
             number: obj
@@ -729,10 +766,7 @@ impl MockState {
             site: self.site.clone(),
             status,
             status_updated_at: fmt_time(at),
-            created_at: obj
-                .get("createdAt")
-                .and_then(patch_str)
-                .unwrap_or_else(|| fmt_time(at)),
+            created_at,
             order_type: "eshop-individual",
             order_method: "shopping-cart",
             first_name: obj.get("firstName").and_then(patch_str),
@@ -993,11 +1027,9 @@ impl MockState {
             f,
             self.next_order_hist,
             || {
-                self.orders
-                    .values()
-                    .filter(|o| pick(o))
-                    .map(|o| o.id)
-                    .collect()
+                let others = !f.sites.is_empty() || !f.numbers.is_empty();
+                let keep = |id: &i64| !others || self.orders.get(id).is_some_and(|o| pick(o));
+                in_window(&self.orders_by_created, f, &self.order_ids, keep)
             },
         ))
     }
@@ -1023,11 +1055,9 @@ impl MockState {
             f,
             self.next_customer_hist,
             || {
-                self.customers
-                    .values()
-                    .filter(|c| pick(c))
-                    .map(|c| c.id)
-                    .collect()
+                let others = !f.sites.is_empty();
+                let keep = |id: &i64| !others || self.customers.get(id).is_some_and(|c| pick(c));
+                in_window(&self.customers_by_created, f, &self.customer_ids, keep)
             },
         ))
     }
@@ -1251,21 +1281,49 @@ impl std::ops::Deref for IdSet<'_> {
     }
 }
 
-/// The cached ids for `f` at `generation`, or `compute()` (then cached).
+/// The ids (ascending) created inside `f`'s window (from the creation index; all of `all`
+/// without a window) that `keep` accepts.
+fn in_window(
+    index: &BTreeSet<(u64, i64)>,
+    f: &ListFilter,
+    all: &[i64],
+    keep: impl Fn(&i64) -> bool,
+) -> Vec<i64> {
+    if f.created_from.is_none() && f.created_to.is_none() {
+        return all.iter().copied().filter(|id| keep(id)).collect();
+    }
+    let lo = f.created_from.as_deref().map_or(0, time_key);
+    let hi = f.created_to.as_deref().map_or(u64::MAX, time_key);
+    if lo > hi {
+        return Vec::new();
+    }
+    let mut ids: Vec<i64> = index
+        .range((lo, i64::MIN)..=(hi, i64::MAX))
+        .map(|(_, id)| *id)
+        .filter(|id| keep(id))
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// The cached ids for `f` at `generation`, or `compute()` (then cached, the oldest of
+/// [`CACHED_FILTERS`] entries making room).
 fn cached(
     cache: &ListCache,
     f: &ListFilter,
     generation: i64,
     compute: impl FnOnce() -> Vec<i64>,
 ) -> Arc<Vec<i64>> {
-    let mut slot = cache.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((key, g, ids)) = slot.as_ref() {
-        if *g == generation && key == f {
-            return ids.clone();
-        }
+    let mut entries = cache.lock().unwrap_or_else(|e| e.into_inner());
+    entries.retain(|(_, g, _)| *g == generation);
+    if let Some((_, _, ids)) = entries.iter().find(|(key, _, _)| key == f) {
+        return ids.clone();
     }
     let ids = Arc::new(compute());
-    *slot = Some((f.clone(), generation, ids.clone()));
+    if entries.len() >= CACHED_FILTERS {
+        entries.remove(0);
+    }
+    entries.push((f.clone(), generation, ids.clone()));
     ids
 }
 

@@ -23,6 +23,7 @@ mod integration_test_cmd;
 mod migrations;
 mod mock_cli;
 mod mock_server;
+mod mock_strict;
 mod queue_load;
 mod queue_outage;
 mod queue_semantics;
