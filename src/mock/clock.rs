@@ -3,14 +3,13 @@
 
 use chrono::{Duration as ChronoDuration, NaiveDateTime, Timelike};
 use chrono_tz::Tz;
-use rand::Rng;
 
 /// Where change times come from.
 #[derive(Debug, Clone)]
 pub struct Clock {
     /// Account timezone (`createdAt` values are wall time there).
     pub tz: Tz,
-    /// `(now, mean step in seconds)` while generating; `None`: the real clock.
+    /// `(now, largest step in seconds)` while generating; `None`: the real clock.
     sim: Option<(NaiveDateTime, i64)>,
 }
 
@@ -28,16 +27,16 @@ impl Clock {
         }
     }
 
-    /// Steps the simulated clock (if any) by a random step around its mean and returns the new
-    /// time.
-    pub fn tick(&mut self, rng: &mut impl Rng) -> NaiveDateTime {
-        if let Some((t, step)) = &mut self.sim {
-            *t += ChronoDuration::seconds(rng.random_range(1..=2 * *step - 1));
+    /// Moves the simulated clock (if any) by `step_secs` (at most its largest step) and returns
+    /// the new time; the real clock just tells the time.
+    pub fn tick(&mut self, step_secs: i64) -> NaiveDateTime {
+        if let Some((t, max)) = &mut self.sim {
+            *t += ChronoDuration::seconds(step_secs.clamp(1, *max));
         }
         self.now()
     }
 
-    /// From now on, time starts at `at` and moves about `step_secs` per change.
+    /// From now on, time starts at `at` and moves at most `step_secs` per change.
     pub fn simulate(&mut self, at: NaiveDateTime, step_secs: i64) {
         self.sim = Some((at, step_secs.max(1)));
     }

@@ -15,7 +15,7 @@
 //! choice uses its own random stream, so the rest of the account is the same as without it.
 //!
 //! Time: the account ends at the start of the current hour in the account timezone
-//! ([`GenConfig::anchor`]): generated status changes and deletions (at most 45 s apart) take
+//! ([`GenConfig::anchor`]): generated status changes and deletions (at most 90 s apart) take
 //! the last hours before it (at most 20), customers and orders are spread over the year before
 //! them, so the newest entity is less than a day old. Everything after
 //! generation (API writes, mutations) gets the real clock. Apart from that anchoring, a seed
@@ -606,7 +606,7 @@ pub fn generate(cfg: &GenConfig) -> MockState {
         .anchor
         .unwrap_or_else(|| super::clock::hour_anchor(cfg.timezone));
     // Generated changes take the last `window` seconds before the anchor (at most 20 hours,
-    // about 45 s apart); customers and orders are spread over the year before that.
+    // at most 90 s apart); customers and orders are spread over the year before that.
     let changes = (cfg.orders / 20) as usize;
     let deletions = (cfg.orders / 200) as usize;
     let n = (changes + deletions + 1) as i64;
@@ -645,9 +645,9 @@ pub fn generate(cfg: &GenConfig) -> MockState {
         maybe_corporate(&mut b2b, &mut o, corporate_ids);
         state.insert_order(o, "user", t);
     }
-    // Some later changes so history has field records and deletions, at most 45 s apart (so
-    // their createdAt, which lags by up to 3 minutes, has inversions), ending before the anchor.
-    let step = (window / (2 * n)).clamp(1, 45);
+    // Some later changes so history has field records and deletions, at most 90 s apart (so
+    // their createdAt, which lags by up to 5 minutes, has inversions), ending before the anchor.
+    let step = (window / n).clamp(1, 90);
     state
         .clock
         .simulate(anchor - ChronoDuration::seconds(window), step);

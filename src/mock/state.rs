@@ -304,17 +304,24 @@ impl MockState {
         &self.customer_ids
     }
 
-    /// The next change time: the clock's now (real, or simulated while generating), and the
-    /// record's `createdAt` may lag it by up to 3 minutes (so `createdAt` is not monotonic in
-    /// id, as on the live API).
+    /// The next change time: the clock's now (real, or simulated while generating, then moving
+    /// 1-90 s per change), and the record's `createdAt` may lag it by up to 5 minutes (so
+    /// `createdAt` is not monotonic in id, as on the live API). Draws the same two random numbers
+    /// as ever, so a mutation seed gives the same changes as before the real clock.
     fn change_time(&mut self) -> NaiveDateTime {
-        let now = self.clock.tick(&mut self.rng);
-        now - ChronoDuration::seconds(self.rng.random_range(0..180))
+        let (now, lag) = self.clock_draw();
+        now - ChronoDuration::seconds(lag)
     }
 
     /// The time of a creation: the clock's now, exactly (so the entity's `createdAt` is now).
     fn creation_time(&mut self) -> NaiveDateTime {
-        self.clock.tick(&mut self.rng)
+        self.clock_draw().0
+    }
+
+    fn clock_draw(&mut self) -> (NaiveDateTime, i64) {
+        let step = self.rng.random_range(1..90);
+        let lag = self.rng.random_range(0..300);
+        (self.clock.tick(step), lag)
     }
 
     fn order_ref(o: &MockOrder) -> EntityRef {
