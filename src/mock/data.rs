@@ -219,7 +219,13 @@ pub struct MockCorporate {
 pub const CORPORATE_SHARE: f64 = 0.03;
 
 const COMPANY_NAMES: &[&str] = &[
-    "Ромашка", "Вектор", "Северный ветер", "ТехноСнаб", "Альфа", "Гранит", "Меридиан",
+    "Ромашка",
+    "Вектор",
+    "Северный ветер",
+    "ТехноСнаб",
+    "Альфа",
+    "Гранит",
+    "Меридиан",
 ];
 
 /// An order of the mock account. `customer_id` is rendered as an embedded customer snapshot

@@ -184,7 +184,9 @@ pub struct HistPage<'a, E> {
 /// Runs `q` over `pad` followed by `real` (ascending ids, all above the padding).
 pub fn query<'a, E>(pad: &Padding, real: &'a [HistEntry<E>], q: &HistQuery) -> HistPage<'a, E> {
     let (v_lo, v_hi) = virtual_range(pad, q);
-    let real_from = q.since_id.map_or(0, |s| real.partition_point(|h| h.id <= s));
+    let real_from = q
+        .since_id
+        .map_or(0, |s| real.partition_point(|h| h.id <= s));
     let dated = q.start.is_some() || q.end.is_some();
     let start = q.start.map(fmt_time);
     let end = q.end.map(fmt_time);

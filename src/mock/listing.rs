@@ -165,9 +165,7 @@ impl ListFilter {
 
     /// True when the creation time `created_at` (`Y-m-d H:i:s`) is inside the window.
     pub fn created_ok(&self, created_at: &str) -> bool {
-        self.created_from
-            .as_deref()
-            .is_none_or(|f| created_at >= f)
+        self.created_from.as_deref().is_none_or(|f| created_at >= f)
             && self.created_to.as_deref().is_none_or(|t| created_at <= t)
     }
 
@@ -256,9 +254,14 @@ mod tests {
     fn unstable_pages_are_permutations() {
         let ids: Vec<i64> = (1..=57).collect();
         let order = ListOrder::Unstable { seed: 3 };
-        let mut all: Vec<i64> = (1..=3).flat_map(|p| page_ids(&ids, p, 20, order, 9)).collect();
+        let mut all: Vec<i64> = (1..=3)
+            .flat_map(|p| page_ids(&ids, p, 20, order, 9))
+            .collect();
         all.sort_unstable();
         assert_eq!(all, ids);
-        assert_ne!(page_ids(&ids, 1, 20, order, 1), page_ids(&ids, 1, 20, order, 2));
+        assert_ne!(
+            page_ids(&ids, 1, 20, order, 1),
+            page_ids(&ids, 1, 20, order, 2)
+        );
     }
 }

@@ -6,6 +6,17 @@
 //! [`faults`] for rate limiting and fault injection, [`listing`] for list filters and sort
 //! orders, [`history`] for history queries and deep virtual history, [`clock`] for time. Start it in-process with
 //! [`MockCrm::start`], or as `retailcrm-sync mock-crm` (driven through `/admin/...`).
+//!
+//! Principle: where the mock is kinder than RetailCRM, that is a bug in the mock. So, as the
+//! live API does: a history `page` above [`MockConfig::history_page_cap`] (CLI
+//! `--history-page-cap`, default 10, 0 = none; at run time [`MockState::history_page_cap`])
+//! answers 400; lists are served in [`MockConfig::list_order`] (`--list-order
+//! newest|oldest|unstable`; at run time [`MockState::list_order`]), never a promised order;
+//! `externalId` is unique per store; times are the real clock in the account timezone. Deep
+//! accounts: [`MockConfig::pad_order_history`] / [`MockConfig::pad_customer_history`]
+//! (`--pad-order-history N`, `--pad-customer-history N`) put N virtual history records, spaced
+//! by [`MockConfig::history_stride`] (`--history-stride S`), in front of the real ones without
+//! storing them ([`MockState::pad_history`]).
 
 pub mod clock;
 pub mod data;
@@ -124,7 +135,11 @@ impl MockCrm {
         state.list_order = cfg.list_order;
         let stride = cfg.history_stride.max(1);
         state.pad_history(crate::model::Stream::Orders, cfg.pad_order_history, stride);
-        state.pad_history(crate::model::Stream::Customers, cfg.pad_customer_history, stride);
+        state.pad_history(
+            crate::model::Stream::Customers,
+            cfg.pad_customer_history,
+            stride,
+        );
         let shared = Arc::new(server::Shared {
             state: RwLock::new(state),
             api_key: cfg.api_key.clone(),

@@ -229,9 +229,9 @@ const CACHED_FILTERS: usize = 4;
 /// A `Y-m-d H:i:s` time as a number with the same order (`20250102153000`), for the creation
 /// index.
 fn time_key(s: &str) -> u64 {
-    s.bytes()
-        .filter(u8::is_ascii_digit)
-        .fold(0u64, |k, b| k.saturating_mul(10).saturating_add(u64::from(b - b'0')))
+    s.bytes().filter(u8::is_ascii_digit).fold(0u64, |k, b| {
+        k.saturating_mul(10).saturating_add(u64::from(b - b'0'))
+    })
 }
 
 fn remove_sorted(v: &mut Vec<i64>, id: i64) {
@@ -252,7 +252,6 @@ fn push_sorted(v: &mut Vec<i64>, id: i64) {
         }
     }
 }
-
 
 /// Reads a string field from a JSON patch (`null` clears it).
 fn patch_str(v: &Value) -> Option<String> {
@@ -496,7 +495,8 @@ impl MockState {
             return false;
         };
         if let Some(ext) = &current.external_id {
-            self.customer_ext.remove(&(current.site.clone(), ext.clone()));
+            self.customer_ext
+                .remove(&(current.site.clone(), ext.clone()));
         }
         self.customers_by_created
             .remove(&(time_key(&current.created_at), id));
@@ -960,7 +960,8 @@ impl MockState {
             self.customer_ext.remove(&(next.site.clone(), old.clone()));
         }
         if let Some(new) = &ext {
-            self.customer_ext.insert((next.site.clone(), new.clone()), id);
+            self.customer_ext
+                .insert((next.site.clone(), new.clone()), id);
         }
         next.external_id = ext.clone();
         let entity = Self::customer_ref(&next);
@@ -1202,7 +1203,11 @@ impl MockState {
             }
             Stream::Customers => {
                 let shift = self.customer_pad.prepend(count, stride);
-                shift_ids(&mut self.customer_history, &mut self.next_customer_hist, shift);
+                shift_ids(
+                    &mut self.customer_history,
+                    &mut self.next_customer_hist,
+                    shift,
+                );
             }
         }
     }
@@ -1234,10 +1239,7 @@ impl MockState {
         HashMap::from([
             ("orders", self.orders.len()),
             ("customers", self.customers.len()),
-            (
-                "order_history",
-                self.history_len(Stream::Orders) as usize,
-            ),
+            ("order_history", self.history_len(Stream::Orders) as usize),
             (
                 "customer_history",
                 self.history_len(Stream::Customers) as usize,

@@ -100,7 +100,10 @@ async fn deep_virtual_history_is_exact_and_cheap() {
     let m = mock(50, 30, 4).await;
     let (real_o, real_c) = {
         let st = m.state();
-        (st.order_history.len() as u64, st.customer_history.len() as u64)
+        (
+            st.order_history.len() as u64,
+            st.customer_history.len() as u64,
+        )
     };
     let started = Instant::now();
     {
@@ -110,7 +113,10 @@ async fn deep_virtual_history_is_exact_and_cheap() {
         assert_eq!(st.history_len(Stream::Orders), 2_000_000 + real_o);
         assert_eq!(st.history_len(Stream::Customers), 10_000_000 + real_c);
     }
-    assert!(started.elapsed() < Duration::from_secs(1), "padding is O(real records)");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "padding is O(real records)"
+    );
     // Dense: ids 1..=2M are virtual, the real records follow, ascending.
     let (s, body) = get(&m, "/api/v5/orders/history?limit=100").await;
     assert_eq!(s, 200);
@@ -131,11 +137,18 @@ async fn deep_virtual_history_is_exact_and_cheap() {
     assert_eq!(s, 404, "virtual records name entities that no longer exist");
     // A page across the boundary: the last virtual records, then the real ones.
     let t = Instant::now();
-    let (_, body) = get(&m, "/api/v5/orders/history?filter[sinceId]=1999990&limit=20").await;
+    let (_, body) = get(
+        &m,
+        "/api/v5/orders/history?filter[sinceId]=1999990&limit=20",
+    )
+    .await;
     assert!(t.elapsed() < Duration::from_millis(500));
     let page = ids(&body, "history");
     assert_eq!(page[..10], (1_999_991..=2_000_000).collect::<Vec<_>>()[..]);
-    assert_eq!(page[10], 2_000_001, "real records start right above the padding");
+    assert_eq!(
+        page[10], 2_000_001,
+        "real records start right above the padding"
+    );
     assert!(page.windows(2).all(|w| w[0] < w[1]));
     assert_eq!(body["pagination"]["totalCount"].as_u64(), Some(10 + real_o));
     assert!(
@@ -152,7 +165,10 @@ async fn deep_virtual_history_is_exact_and_cheap() {
     let last_virtual = 1 + 7 * (10_000_000 - 1);
     let (_, body) = get(
         &m,
-        &format!("/api/v5/customers/history?filter[sinceId]={}&limit=100", last_virtual - 1),
+        &format!(
+            "/api/v5/customers/history?filter[sinceId]={}&limit=100",
+            last_virtual - 1
+        ),
     )
     .await;
     let page = ids(&body, "history");
@@ -176,7 +192,10 @@ async fn deep_virtual_history_is_exact_and_cheap() {
     assert!(total > 0 && total < 100, "{total}");
     for r in body["history"].as_array().unwrap() {
         let at = r["createdAt"].as_str().unwrap();
-        assert!(("2005-01-01 00:00:00"..="2005-01-01 00:59:59").contains(&at), "{at}");
+        assert!(
+            ("2005-01-01 00:00:00"..="2005-01-01 00:59:59").contains(&at),
+            "{at}"
+        );
     }
 }
 
@@ -201,7 +220,11 @@ async fn list_orders_newest_oldest_and_unstable() {
     let (_, body) = get(&m, "/api/v5/orders?limit=20&page=1").await;
     let a = ids(&body, "orders");
     let (_, body) = get(&m, "/api/v5/orders?limit=20&page=1").await;
-    assert_ne!(a, ids(&body, "orders"), "the same page differs between requests");
+    assert_ne!(
+        a,
+        ids(&body, "orders"),
+        "the same page differs between requests"
+    );
     let live: BTreeSet<i64> = m.state().order_ids().iter().copied().collect();
     assert!(union.is_subset(&live));
     assert!(
@@ -209,7 +232,11 @@ async fn list_orders_newest_oldest_and_unstable() {
         "paging by page over an unstable order misses entities"
     );
     // Filtered lists follow the order too.
-    let (_, body) = get(&m, "/api/v5/orders?filter[ids][]=1&filter[ids][]=2&filter[ids][]=3").await;
+    let (_, body) = get(
+        &m,
+        "/api/v5/orders?filter[ids][]=1&filter[ids][]=2&filter[ids][]=3",
+    )
+    .await;
     let mut got = ids(&body, "orders");
     got.sort_unstable();
     assert!(got.iter().all(|id| [1, 2, 3].contains(id)));
@@ -233,8 +260,14 @@ async fn list_filters_combine_like_retailcrm() {
     )
     .await;
     assert_eq!(s, 200, "{body}");
-    assert_eq!(ids(&body, "orders").into_iter().collect::<BTreeSet<_>>(), expect);
-    assert_eq!(body["pagination"]["totalCount"].as_u64(), Some(expect.len() as u64));
+    assert_eq!(
+        ids(&body, "orders").into_iter().collect::<BTreeSet<_>>(),
+        expect
+    );
+    assert_eq!(
+        body["pagination"]["totalCount"].as_u64(),
+        Some(expect.len() as u64)
+    );
     // Date-time bounds are inclusive on both ends.
     let at = &orders[100].created_at;
     let (_, body) = get(
@@ -255,7 +288,10 @@ async fn list_filters_combine_like_retailcrm() {
         &format!("/api/v5/customers?filter[dateFrom]={cday}&filter[dateTo]={cday}&limit=100"),
     )
     .await;
-    assert_eq!(ids(&body, "customers").into_iter().collect::<BTreeSet<_>>(), cexpect);
+    assert_eq!(
+        ids(&body, "customers").into_iter().collect::<BTreeSet<_>>(),
+        cexpect
+    );
     // Unparsable dates are input errors.
     for q in [
         "/api/v5/orders?filter[createdAtFrom]=yesterday",
@@ -294,28 +330,52 @@ async fn list_filters_combine_like_retailcrm() {
     assert!(ids(&body, "orders").is_empty(), "filters combine with AND");
     let (_, body) = get(
         &m,
-        &format!("/api/v5/orders?filter[numbers][]={}&filter[numbers][]=nope", orders[3].number),
+        &format!(
+            "/api/v5/orders?filter[numbers][]={}&filter[numbers][]=nope",
+            orders[3].number
+        ),
     )
     .await;
     assert_eq!(ids(&body, "orders"), vec![orders[3].id]);
-    let (_, body) = get(&m, "/api/v5/orders?filter[ids][0]=5&filter[ids][1]=7&limit=20").await;
-    let (_, body2) = get(&m, "/api/v5/orders?filter[ids][]=5&filter[ids][]=7&limit=20").await;
+    let (_, body) = get(
+        &m,
+        "/api/v5/orders?filter[ids][0]=5&filter[ids][1]=7&limit=20",
+    )
+    .await;
+    let (_, body2) = get(
+        &m,
+        "/api/v5/orders?filter[ids][]=5&filter[ids][]=7&limit=20",
+    )
+    .await;
     assert_eq!(ids(&body, "orders"), ids(&body2, "orders"));
     let (_, body) = get(&m, "/api/v5/orders?filter[sites][]=other-shop").await;
     assert_eq!(body["pagination"]["totalCount"], 0);
-    let (_, body) = get(&m, "/api/v5/customers?filter[sites][]=mock-shop&filter[sites][]=x").await;
-    assert_eq!(body["pagination"]["totalCount"].as_u64(), Some(customers.len() as u64));
+    let (_, body) = get(
+        &m,
+        "/api/v5/customers?filter[sites][]=mock-shop&filter[sites][]=x",
+    )
+    .await;
+    assert_eq!(
+        body["pagination"]["totalCount"].as_u64(),
+        Some(customers.len() as u64)
+    );
     let cext = customers.iter().find(|c| c.external_id.is_some()).unwrap();
     let (_, body) = get(
         &m,
-        &format!("/api/v5/customers?filter[externalIds][]={}", cext.external_id.as_deref().unwrap()),
+        &format!(
+            "/api/v5/customers?filter[externalIds][]={}",
+            cext.external_id.as_deref().unwrap()
+        ),
     )
     .await;
     assert_eq!(ids(&body, "customers"), vec![cext.id]);
     // Unknown filters are ignored, as RetailCRM does.
     let (s, body) = get(&m, "/api/v5/orders?filter[updatedAtFrom]=2025-01-01").await;
     assert_eq!(s, 200);
-    assert_eq!(body["pagination"]["totalCount"].as_u64(), Some(orders.len() as u64));
+    assert_eq!(
+        body["pagination"]["totalCount"].as_u64(),
+        Some(orders.len() as u64)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -344,7 +404,10 @@ async fn history_date_filters_with_since_id() {
     .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(ids(&body, "history"), expect);
-    assert_eq!(body["pagination"]["totalCount"].as_u64(), Some(expect.len() as u64));
+    assert_eq!(
+        body["pagination"]["totalCount"].as_u64(),
+        Some(expect.len() as u64)
+    );
     // Date-only endDate: through the end of that day.
     let day = &records[0].1[..10];
     let (_, body) = get(
@@ -360,13 +423,31 @@ async fn history_date_filters_with_since_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn external_ids_are_unique_per_site() {
     let m = mock(10, 10, 8).await;
-    let (s, _) = post(&m, "/api/v5/orders/create", &[("order", r#"{"externalId":"x-1"}"#)]).await;
+    let (s, _) = post(
+        &m,
+        "/api/v5/orders/create",
+        &[("order", r#"{"externalId":"x-1"}"#)],
+    )
+    .await;
     assert_eq!(s, 201);
-    let (s, body) = post(&m, "/api/v5/orders/create", &[("order", r#"{"externalId":"x-1"}"#)]).await;
+    let (s, body) = post(
+        &m,
+        "/api/v5/orders/create",
+        &[("order", r#"{"externalId":"x-1"}"#)],
+    )
+    .await;
     assert_eq!(s, 400);
     assert_eq!(body["success"], false);
-    assert_eq!(body["errorMsg"], "Order with externalId \"x-1\" already exists.");
-    let (s, body) = post(&m, "/api/v5/orders/create", &[("order", r#"{"externalId":"x-2"}"#)]).await;
+    assert_eq!(
+        body["errorMsg"],
+        "Order with externalId \"x-1\" already exists."
+    );
+    let (s, body) = post(
+        &m,
+        "/api/v5/orders/create",
+        &[("order", r#"{"externalId":"x-2"}"#)],
+    )
+    .await;
     assert_eq!(s, 201);
     let id2 = body["id"].as_i64().unwrap();
     // An edit may not take another order's externalId, but may keep its own.
@@ -387,12 +468,30 @@ async fn external_ids_are_unique_per_site() {
     let (_, body) = get(&m, "/api/v5/orders/x-2").await;
     assert_eq!(body["order"]["id"], id2);
     // Customers.
-    let (s, _) = post(&m, "/api/v5/customers/create", &[("customer", r#"{"externalId":"k"}"#)]).await;
+    let (s, _) = post(
+        &m,
+        "/api/v5/customers/create",
+        &[("customer", r#"{"externalId":"k"}"#)],
+    )
+    .await;
     assert_eq!(s, 201);
-    let (s, body) = post(&m, "/api/v5/customers/create", &[("customer", r#"{"externalId":"k"}"#)]).await;
+    let (s, body) = post(
+        &m,
+        "/api/v5/customers/create",
+        &[("customer", r#"{"externalId":"k"}"#)],
+    )
+    .await;
     assert_eq!(s, 400);
-    assert_eq!(body["errorMsg"], "Customer with externalId \"k\" already exists.");
-    let (s, body) = post(&m, "/api/v5/customers/create", &[("customer", r#"{"externalId":"k2"}"#)]).await;
+    assert_eq!(
+        body["errorMsg"],
+        "Customer with externalId \"k\" already exists."
+    );
+    let (s, body) = post(
+        &m,
+        "/api/v5/customers/create",
+        &[("customer", r#"{"externalId":"k2"}"#)],
+    )
+    .await;
     assert_eq!(s, 201);
     let cid = body["id"].as_i64().unwrap();
     let (s, _) = post(
@@ -403,7 +502,12 @@ async fn external_ids_are_unique_per_site() {
     .await;
     assert_eq!(s, 400);
     // Renaming frees the old externalId.
-    let (s, _) = post(&m, "/api/v5/customers/k2/edit", &[("customer", r#"{"externalId":"k3"}"#)]).await;
+    let (s, _) = post(
+        &m,
+        "/api/v5/customers/k2/edit",
+        &[("customer", r#"{"externalId":"k3"}"#)],
+    )
+    .await;
     assert_eq!(s, 200);
     let (s, _) = get(&m, "/api/v5/customers/k2").await;
     assert_eq!(s, 404);
@@ -426,17 +530,27 @@ async fn creation_records_look_like_the_live_api() {
         assert_eq!(r["field"], "status");
         assert_eq!(r["oldValue"], Value::Null);
         assert_eq!(r["newValue"]["code"], r["order"]["status"]);
-        assert!(r["order"]["payments"].is_array(), "{}", r["order"]["payments"]);
+        assert!(
+            r["order"]["payments"].is_array(),
+            "{}",
+            r["order"]["payments"]
+        );
     }
     assert!(
-        created
-            .iter()
-            .any(|r| r["order"]["payments"].as_array().is_some_and(|p| !p.is_empty())),
+        created.iter().any(|r| r["order"]["payments"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty())),
         "some created orders carry payments, as a list"
     );
     // Lists keep the object shape.
     let (_, list) = get(&m, "/api/v5/orders?limit=100").await;
-    assert!(list["orders"].as_array().unwrap().iter().all(|o| o["payments"].is_object()));
+    assert!(
+        list["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["payments"].is_object())
+    );
     let (_, body) = get(&m, "/api/v5/customers/history?limit=20").await;
     let r = &body["history"][0];
     assert_eq!(r["created"], true);
@@ -478,7 +592,12 @@ async fn real_clock_in_the_account_timezone() {
         newest >= fmt(now - chrono::Duration::days(2)),
         "{newest}: generated accounts end near now"
     );
-    let (s, body) = post(&m, "/api/v5/orders/create", &[("order", r#"{"firstName":"Вера"}"#)]).await;
+    let (s, body) = post(
+        &m,
+        "/api/v5/orders/create",
+        &[("order", r#"{"firstName":"Вера"}"#)],
+    )
+    .await;
     assert_eq!(s, 201);
     let id = body["id"].as_i64().unwrap();
     let created_at = body["order"]["createdAt"].as_str().unwrap().to_string();
@@ -488,13 +607,18 @@ async fn real_clock_in_the_account_timezone() {
         &format!("/api/v5/orders?filter[createdAtFrom]={}&limit=100", today()),
     )
     .await;
-    assert!(ids(&body, "orders").contains(&id), "created today is found by today's date");
+    assert!(
+        ids(&body, "orders").contains(&id),
+        "created today is found by today's date"
+    );
     let (_, body) = get(&m, "/api/v5/orders/history?filter[sinceId]=200&limit=100").await;
     let last = body["history"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["order"]["id"], id);
     assert_eq!(last["createdAt"], created_at.as_str());
     let (_, body) = get(&m, "/api/v5/orders/history?limit=20").await;
-    assert!(body["generatedAt"].as_str().unwrap() >= fmt(now - chrono::Duration::minutes(1)).as_str());
+    assert!(
+        body["generatedAt"].as_str().unwrap() >= fmt(now - chrono::Duration::minutes(1)).as_str()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -515,7 +639,10 @@ async fn single_entity_reads() {
     assert_eq!(body["order"]["id"], o.id);
     let (s, body) = get(&m, &format!("/api/v5/orders/{}", o.id)).await;
     assert_eq!(s, 404, "an id is looked up as externalId by default");
-    assert_eq!(body, serde_json::json!({"success": false, "errorMsg": "Not found"}));
+    assert_eq!(
+        body,
+        serde_json::json!({"success": false, "errorMsg": "Not found"})
+    );
     let (s, _) = get(&m, "/api/v5/orders/1?by=number").await;
     assert_eq!(s, 400);
     let c = m.customers_snapshot()[0].clone();
@@ -546,11 +673,18 @@ async fn api_key_as_query_or_form_parameter() {
     assert_eq!(r.status().as_u16(), 200);
     let r = http
         .post(format!("{}/api/v5/customers/create", m.url))
-        .form(&[("apiKey", key.as_str()), ("customer", r#"{"firstName":"Лев"}"#)])
+        .form(&[
+            ("apiKey", key.as_str()),
+            ("customer", r#"{"firstName":"Лев"}"#),
+        ])
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 201, "the legacy PHP client's form field");
+    assert_eq!(
+        r.status().as_u16(),
+        201,
+        "the legacy PHP client's form field"
+    );
     let r = http
         .post(format!("{}/api/v5/customers/create", m.url))
         .form(&[("apiKey", "wrong"), ("customer", r#"{"firstName":"Лев"}"#)])
@@ -572,7 +706,11 @@ async fn api_key_as_query_or_form_parameter() {
 async fn corporate_orders_with_and_without_contact() {
     let m = mock(2_000, 300, 13).await;
     let again = mock(2_000, 300, 13).await;
-    assert_eq!(m.orders_snapshot(), again.orders_snapshot(), "deterministic by seed");
+    assert_eq!(
+        m.orders_snapshot(),
+        again.orders_snapshot(),
+        "deterministic by seed"
+    );
     let corporate: Vec<_> = m
         .orders_snapshot()
         .into_iter()
@@ -580,13 +718,21 @@ async fn corporate_orders_with_and_without_contact() {
         .collect();
     let share = corporate.len() as f64 / 2_000.0;
     assert!((0.015..0.05).contains(&share), "{share}");
-    let with_contact: Vec<_> = corporate.iter().filter(|o| o.contact_id.is_some()).collect();
+    let with_contact: Vec<_> = corporate
+        .iter()
+        .filter(|o| o.contact_id.is_some())
+        .collect();
     assert!(!with_contact.is_empty() && with_contact.len() < corporate.len());
     let o = with_contact[0];
     let (_, body) = get(&m, &format!("/api/v5/orders/{}?by=id", o.id)).await;
     let order = &body["order"];
     assert_eq!(order["customer"]["type"], "customer_corporate");
-    assert!(order["customer"]["nickName"].as_str().unwrap().starts_with("ООО"));
+    assert!(
+        order["customer"]["nickName"]
+            .as_str()
+            .unwrap()
+            .starts_with("ООО")
+    );
     assert_eq!(order["customer"]["id"], o.corporate.as_ref().unwrap().id);
     assert_eq!(order["contact"]["type"], "customer");
     let contact_id = order["contact"]["id"].as_i64().unwrap();
@@ -615,9 +761,19 @@ async fn filtered_lists_of_400k_orders_are_fast() {
         // A snapshot walk over a window (same filter, moving page), re-fetches by id, and a
         // fresh narrow window now and then.
         let q = match i % 4 {
-            0 | 1 => format!("/api/v5/orders?filter[createdAtFrom]={from}&limit=100&page={}", 1 + i),
-            2 => format!("/api/v5/orders?filter[ids][]={}&filter[ids][]={}&limit=100", 1 + i, 999 * i),
-            _ => format!("/api/v5/orders?filter[createdAtFrom]={recent}&filter[createdAtTo]={}&limit=100", today()),
+            0 | 1 => format!(
+                "/api/v5/orders?filter[createdAtFrom]={from}&limit=100&page={}",
+                1 + i
+            ),
+            2 => format!(
+                "/api/v5/orders?filter[ids][]={}&filter[ids][]={}&limit=100",
+                1 + i,
+                999 * i
+            ),
+            _ => format!(
+                "/api/v5/orders?filter[createdAtFrom]={recent}&filter[createdAtTo]={}&limit=100",
+                today()
+            ),
         };
         let r = Instant::now();
         let (s, _) = get(&m, &q).await;
