@@ -104,7 +104,11 @@ pub fn execute(_cli: &Cli, args: &MockCrmArgs) -> anyhow::Result<ExitCode> {
             api_key: args.api_key.trim().to_string(),
             timezone: args.timezone.clone(),
             history_page_cap: args.history_page_cap,
-            list_order: args.list_order,
+            // `unstable` permutes from the account's seed.
+            list_order: match args.list_order {
+                ListOrder::Unstable { .. } => ListOrder::Unstable { seed: args.seed },
+                other => other,
+            },
             pad_order_history: args.pad_order_history,
             pad_customer_history: args.pad_customer_history,
             history_stride: args.history_stride,

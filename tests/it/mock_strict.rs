@@ -784,3 +784,134 @@ async fn filtered_lists_of_400k_orders_are_fast() {
     println!("400k orders: filtered list requests {per_request:?} on average, worst {worst:?}");
     assert!(per_request < Duration::from_millis(50), "{per_request:?}");
 }
+
+/// Kills the spawned mock when the test ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_flags_pad_history_cap_pages_and_order_lists() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let key = "cli-strict-key-0123456789";
+    let mut child = Child(
+        Command::new(env!("CARGO_BIN_EXE_retailcrm-sync"))
+            .args([
+                "mock-crm",
+                "--listen",
+                "127.0.0.1:0",
+                "--orders",
+                "40",
+                "--customers",
+                "20",
+                "--api-key",
+                key,
+                "--pad-order-history",
+                "3000000",
+                "--pad-customer-history",
+                "500",
+                "--history-stride",
+                "3",
+                "--history-page-cap",
+                "2",
+                "--list-order",
+                "oldest",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn mock-crm"),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        http.get(format!("{url}{path}"))
+            .header("X-API-KEY", key)
+            .send()
+    };
+    let r = get("/api/v5/orders/history?page=3").await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let body: Value = get("/api/v5/orders/history?page=2&limit=20")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["history"][0]["id"], 1 + 3 * 20);
+    let body: Value = get("/api/v5/orders?limit=20")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed = ids(&body, "orders");
+    assert!(listed.windows(2).all(|w| w[0] < w[1]), "oldest first");
+    let stats: Value = http
+        .get(format!("{url}/admin/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(stats["counts"]["order_history"].as_u64().unwrap() > 3_000_000);
+    // Our client finds the newest record without a deep page (sparse ids: probes by sinceId).
+    let c = retailcrm_sync::crm::CrmClient::new(
+        &url,
+        retailcrm_sync::secret::ApiKey::new(key),
+        retailcrm_sync::crm::ClientOptions {
+            requests_per_second: 0.0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let latest = c.latest_history_id(Stream::Orders).await.unwrap();
+    assert_eq!(latest, stats["latestOrderHistoryId"].as_i64());
+    let latest = c.latest_history_id(Stream::Customers).await.unwrap();
+    assert_eq!(latest, stats["latestCustomerHistoryId"].as_i64());
+    assert!(c.request_count() < 200, "{} requests", c.request_count());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_anchor_never_asks_for_a_deep_page() {
+    for (count, stride) in [(0, 1), (150, 1), (2_000_000, 1), (1_000_000, 13)] {
+        let m = mock(120, 10, 15).await;
+        m.state().pad_history(Stream::Orders, count, stride);
+        m.state().history_page_cap = 1;
+        let c = retailcrm_sync::crm::CrmClient::new(
+            &m.url,
+            retailcrm_sync::secret::ApiKey::new(m.api_key.clone()),
+            retailcrm_sync::crm::ClientOptions {
+                requests_per_second: 0.0,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let want = m.state().latest_history_ids().0;
+        let got = c.latest_history_id(Stream::Orders).await.unwrap();
+        assert_eq!(got, want, "padding {count} stride {stride}");
+        println!(
+            "padding {count} stride {stride}: anchor in {} requests",
+            c.request_count()
+        );
+        assert!(c.request_count() < 120);
+    }
+}
