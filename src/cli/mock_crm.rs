@@ -1,8 +1,9 @@
 //! `retailcrm-sync mock-crm`: serves a generated mock RetailCRM account on loopback until
 //! Ctrl-C or SIGTERM. Drive it through `/admin/stats`, `/admin/mutate?n=&seed=`,
 //! `/admin/revoke-key`, `/admin/restore-key`, `/admin/faults?rate_limit=&fail_rate=&truncate_rate=&slow_ms=`,
-//! `/admin/account?exists=false`, `/admin/orders/{id}/status?status=` and
-//! `/admin/orders/{id}/delete`.
+//! `/admin/account?exists=false`, `/admin/orders/{id}/status?status=`,
+//! `/admin/orders/{id}/delete` and `/admin/customers/{id}/merge?into=` (a RetailCRM "combine":
+//! `deleted` + `combinedTo` in history, the orders move).
 //!
 //! Strictness and scale: `--history-page-cap N` (history `page` above N answers 400, as the live
 //! API; 0 = no cap; default 10), `--list-order newest|oldest|unstable` (sort order of `/orders`

@@ -190,7 +190,8 @@ pub fn router(shared: AppState) -> Router {
         .route("/admin/account", post(admin_account))
         .route("/admin/restore-key", post(admin_restore))
         .route("/admin/orders/{id}/status", post(admin_order_status))
-        .route("/admin/orders/{id}/delete", post(admin_order_delete));
+        .route("/admin/orders/{id}/delete", post(admin_order_delete))
+        .route("/admin/customers/{id}/merge", post(admin_customer_merge));
     Router::new().merge(admin).merge(api).with_state(shared)
 }
 
@@ -853,4 +854,17 @@ async fn admin_order_status(
 async fn admin_order_delete(State(shared): State<AppState>, Path(id): Path<i64>) -> Response {
     let deleted = shared.write().delete_order(id, "user");
     json_response(StatusCode::OK, &json!({"deleted": deleted}))
+}
+
+/// `POST /admin/customers/{id}/merge?into=N`: merges customer `id` into `N` (`source: combine`).
+async fn admin_customer_merge(
+    State(shared): State<AppState>,
+    Path(id): Path<i64>,
+    Query(q): Query<Pairs>,
+) -> Response {
+    let Some(into) = param(&q, "into").and_then(|s| s.parse::<i64>().ok()) else {
+        return error(StatusCode::BAD_REQUEST, "into is required");
+    };
+    let merged = shared.write().merge_customer(id, into, "combine");
+    json_response(StatusCode::OK, &json!({"merged": merged}))
 }

@@ -31,6 +31,8 @@ use super::history::{HistQuery, Padding, Slot};
 use super::listing::{ListFilter, ListOrder, page_ids};
 use crate::model::Stream;
 
+mod merge;
+
 /// The entity a history record is about, as shown on non-create records.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -106,6 +108,8 @@ struct HistView<'a> {
     order: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     customer: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    combined_to: Option<&'a RawValue>,
 }
 
 /// Serialises `v` once into JSON text kept as-is (no re-parse).
@@ -129,6 +133,12 @@ pub enum HistKind<E> {
     },
     /// The entity was deleted.
     Deleted,
+    /// The entity was merged into entity `into` (`source: combine`): it is deleted, and the
+    /// record carries `combinedTo`.
+    Combined {
+        /// The entity it went into.
+        into: EntityRef,
+    },
 }
 
 /// One history record.
@@ -491,9 +501,17 @@ impl MockState {
 
     /// Deletes a customer.
     pub fn delete_customer(&mut self, id: i64, source: &'static str) -> bool {
-        let Some(current) = self.customers.remove(&id) else {
+        let Some(current) = self.remove_customer(id) else {
             return false;
         };
+        let at = self.change_time();
+        self.push_customer_hist(source, at, Self::customer_ref(&current), HistKind::Deleted);
+        true
+    }
+
+    /// Takes a customer out of the account and its indexes (no history record).
+    fn remove_customer(&mut self, id: i64) -> Option<Arc<MockCustomer>> {
+        let current = self.customers.remove(&id)?;
         if let Some(ext) = &current.external_id {
             self.customer_ext
                 .remove(&(current.site.clone(), ext.clone()));
@@ -501,9 +519,7 @@ impl MockState {
         self.customers_by_created
             .remove(&(time_key(&current.created_at), id));
         remove_sorted(&mut self.customer_ids, id);
-        let at = self.change_time();
-        self.push_customer_hist(source, at, Self::customer_ref(&current), HistKind::Deleted);
-        true
+        Some(current)
     }
 
     /// Edits a customer: each given field that changes becomes one history record.
@@ -1145,7 +1161,13 @@ impl MockState {
             HistKind::Field { field, old, new } => {
                 (field.as_str(), old.clone(), new.clone(), false, false)
             }
-            HistKind::Deleted => ("id", json!(h.entity.id), Value::Null, false, true),
+            HistKind::Deleted | HistKind::Combined { .. } => {
+                ("id", json!(h.entity.id), Value::Null, false, true)
+            }
+        };
+        let combined_to = match &h.kind {
+            HistKind::Combined { into } => Some(raw(into)),
+            _ => None,
         };
         raw(&HistView {
             id: h.id,
@@ -1160,6 +1182,7 @@ impl MockState {
             new_value,
             order: is_order.then_some(&*entity),
             customer: (!is_order).then_some(&*entity),
+            combined_to: combined_to.as_deref(),
         })
     }
 

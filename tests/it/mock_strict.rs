@@ -915,3 +915,61 @@ async fn client_anchor_never_asks_for_a_deep_page() {
         assert!(c.request_count() < 120);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customer_merges_are_reported_like_retailcrm() {
+    let m = mock(300, 40, 16).await;
+    let orders = m.orders_snapshot();
+    let from = orders.iter().find_map(|o| o.customer_id).unwrap();
+    let into = m
+        .customers_snapshot()
+        .iter()
+        .map(|c| c.id)
+        .find(|id| *id != from)
+        .unwrap();
+    let moved: Vec<i64> = orders
+        .iter()
+        .filter(|o| o.customer_id == Some(from))
+        .map(|o| o.id)
+        .collect();
+    let (o0, c0) = m.state().latest_history_ids();
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{}/admin/customers/{from}/merge?into={into}",
+            m.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["merged"], true);
+    let (s, _) = get(&m, &format!("/api/v5/customers/{from}?by=id")).await;
+    assert_eq!(s, 404, "the merged-away customer is gone");
+    let (_, body) = get(
+        &m,
+        &format!("/api/v5/customers/history?filter[sinceId]={}", c0.unwrap()),
+    )
+    .await;
+    let r = &body["history"][0];
+    assert_eq!(r["deleted"], true);
+    assert_eq!(r["source"], "combine");
+    assert_eq!(r["customer"]["id"], from);
+    assert_eq!(r["combinedTo"]["id"], into);
+    let (_, body) = get(
+        &m,
+        &format!(
+            "/api/v5/orders/history?filter[sinceId]={}&limit=100",
+            o0.unwrap()
+        ),
+    )
+    .await;
+    let relinked: Vec<i64> = body["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["field"] == "customer" && r["newValue"]["id"] == into)
+        .map(|r| r["order"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(relinked, moved);
+    let (_, body) = get(&m, &format!("/api/v5/orders/{}?by=id", moved[0])).await;
+    assert_eq!(body["order"]["customer"]["id"], into);
+}
