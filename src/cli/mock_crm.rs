@@ -1,8 +1,15 @@
 //! `retailcrm-sync mock-crm`: serves a generated mock RetailCRM account on loopback until
 //! Ctrl-C or SIGTERM. Drive it through `/admin/stats`, `/admin/mutate?n=&seed=`,
 //! `/admin/revoke-key`, `/admin/restore-key`, `/admin/faults?rate_limit=&fail_rate=&truncate_rate=&slow_ms=`,
-//! `/admin/account?exists=false`, `/admin/orders/{id}/status?status=` and
-//! `/admin/orders/{id}/delete`.
+//! `/admin/account?exists=false`, `/admin/orders/{id}/status?status=`,
+//! `/admin/orders/{id}/delete` and `/admin/customers/{id}/merge?into=` (a RetailCRM "combine":
+//! `deleted` + `combinedTo` in history, the orders move).
+//!
+//! Strictness and scale: `--history-page-cap N` (history `page` above N answers 400, as the live
+//! API; 0 = no cap; default 10), `--list-order newest|oldest|unstable` (sort order of `/orders`
+//! and `/customers`; `unstable` serves every request in a different order),
+//! `--pad-order-history N` / `--pad-customer-history N` (N virtual history records older than
+//! the real ones, costing no memory) with `--history-stride S` (their id spacing).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -10,7 +17,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::Cli;
-use crate::mock::{FaultConfig, MockConfig, MockCrm};
+use crate::mock::{FaultConfig, ListOrder, MockConfig, MockCrm};
 
 /// Arguments of `mock-crm`.
 #[derive(Debug, clap::Args)]
@@ -42,9 +49,27 @@ pub struct MockCrmArgs {
     /// Delay before each answer, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub slow_ms: u64,
-    /// Timezone reported by /api/v5/settings.
+    /// Timezone reported by /api/v5/settings (and of every createdAt).
     #[arg(long, default_value = "Europe/Moscow")]
     pub timezone: String,
+    /// History requests with `page` above this answer 400 "Use the shift of the
+    /// filter[sinceId] instead of page parameter", as RetailCRM does (0: no cap).
+    #[arg(long, default_value_t = 10)]
+    pub history_page_cap: u32,
+    /// Sort order of /orders and /customers: newest, oldest, or unstable (a different
+    /// pseudo-random order on every request, so paging by page is unreliable).
+    #[arg(long, default_value = "newest")]
+    pub list_order: ListOrder,
+    /// Virtual order history records older than the real ones (e.g. 10000000 for a deep
+    /// account; they cost no memory).
+    #[arg(long, default_value_t = 0)]
+    pub pad_order_history: u64,
+    /// Virtual customer history records older than the real ones.
+    #[arg(long, default_value_t = 0)]
+    pub pad_customer_history: u64,
+    /// Id spacing of the virtual history records (1: dense ids, larger: sparse).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub history_stride: u64,
 }
 
 /// Runs `mock-crm`.
@@ -65,6 +90,11 @@ pub fn execute(_cli: &Cli, args: &MockCrmArgs) -> anyhow::Result<ExitCode> {
         !args.api_key.trim().is_empty(),
         "--api-key must not be empty"
     );
+    anyhow::ensure!(
+        args.timezone.parse::<chrono_tz::Tz>().is_ok(),
+        "--timezone {:?} is not an IANA timezone name such as Europe/Moscow",
+        args.timezone
+    );
     let rt = super::runtime()?;
     rt.block_on(async {
         let cfg = MockConfig {
@@ -74,6 +104,15 @@ pub fn execute(_cli: &Cli, args: &MockCrmArgs) -> anyhow::Result<ExitCode> {
             seed: args.seed,
             api_key: args.api_key.trim().to_string(),
             timezone: args.timezone.clone(),
+            history_page_cap: args.history_page_cap,
+            // `unstable` permutes from the account's seed.
+            list_order: match args.list_order {
+                ListOrder::Unstable { .. } => ListOrder::Unstable { seed: args.seed },
+                other => other,
+            },
+            pad_order_history: args.pad_order_history,
+            pad_customer_history: args.pad_customer_history,
+            history_stride: args.history_stride,
             faults: FaultConfig {
                 rate_limit: args.rate_limit,
                 fail_rate: args.fail_rate,

@@ -151,6 +151,31 @@ pub struct OrderCustomer {
     pub site: Option<String>,
 }
 
+/// `deserialize_with` for `order.payments`: an object keyed by payment id (lists), `[]` when
+/// empty, or a JSON list of payments (the live API's `created` history snapshots; keyed by each
+/// payment's id, or its position when it has none). Never fails: an entry that is not a
+/// payment is left out, anything else is "no payments" (one odd order must not fail a page).
+pub fn payments_map<'de, D>(d: D) -> Result<HashMap<String, Payment>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let decode = |v: serde_json::Value| serde_json::from_value::<Payment>(v).ok();
+    let out = match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Object(m) => m
+            .into_iter()
+            .filter_map(|(k, v)| decode(v).map(|p| (k, p)))
+            .collect(),
+        serde_json::Value::Array(list) => list
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, v)| decode(v).map(|p| (i, p)))
+            .map(|(i, p)| (p.id.map_or_else(|| i.to_string(), |id| id.to_string()), p))
+            .collect(),
+        _ => HashMap::new(),
+    };
+    Ok(out)
+}
+
 /// One entry of `order.payments`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -230,8 +255,9 @@ pub struct Order {
     /// Contact person (corporate orders).
     #[serde(default)]
     pub contact: Option<OrderCustomer>,
-    /// Payments keyed by payment id (`{}` or `[]` when none).
-    #[serde(default, deserialize_with = "map_or_empty")]
+    /// Payments keyed by payment id (`{}` or `[]` when none; a list in `created` history
+    /// snapshots).
+    #[serde(default, deserialize_with = "payments_map")]
     pub payments: HashMap<String, Payment>,
     /// Custom fields (`[]` when none).
     #[serde(default, deserialize_with = "map_or_empty")]
@@ -582,4 +608,37 @@ pub struct ConnectionReport {
     pub site_access: Option<String>,
     /// Store codes available with `access_selective`.
     pub sites_available: Vec<String>,
+}
+
+#[cfg(test)]
+mod payment_tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct P {
+        #[serde(default, deserialize_with = "payments_map")]
+        payments: HashMap<String, Payment>,
+    }
+
+    fn decode(json: &str) -> HashMap<String, Payment> {
+        serde_json::from_str::<P>(json).unwrap().payments
+    }
+
+    #[test]
+    fn payments_as_object_empty_list_or_list() {
+        assert!(decode(r#"{"payments": []}"#).is_empty());
+        assert!(decode(r#"{"payments": {}}"#).is_empty());
+        assert!(decode(r#"{"payments": null}"#).is_empty());
+        let obj = decode(r#"{"payments": {"7": {"id": 7, "type": "cash", "amount": 10.5}}}"#);
+        assert_eq!(obj["7"].kind.as_deref(), Some("cash"));
+        // The live API's `created` history snapshot sends a list.
+        let list = decode(
+            r#"{"payments": [{"id": 1422, "status": "not-paid", "type": "cash", "amount": 2663.96},
+                             {"type": "bank-card"}, "odd"]}"#,
+        );
+        assert_eq!(list.len(), 2);
+        assert_eq!(list["1422"].status.as_deref(), Some("not-paid"));
+        assert_eq!(list["1"].kind.as_deref(), Some("bank-card"));
+        assert!(decode(r#"{"payments": 5}"#).is_empty());
+    }
 }

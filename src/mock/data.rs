@@ -7,12 +7,25 @@
 //! [`generate`] builds an account from a seed: Cyrillic names, phones in several formats, shared
 //! and missing e-mails, orders linked to customers, guest orders with and without contact data,
 //! every default status code, and a history in which `createdAt` is not monotonic in `id`.
+//!
+//! B2B: about 3% of generated orders ([`CORPORATE_SHARE`]) belong to a corporate customer
+//! (`customer: {"type": "customer_corporate", "id", "nickName"}`, ids from their own id space
+//! `1..=customers/20+1`, so they may equal an ordinary customer's id); two thirds of them have
+//! the buyer in `contact` (an ordinary customer of the account), the rest have no contact. The
+//! choice uses its own random stream, so the rest of the account is the same as without it.
+//!
+//! Time: the account ends at the start of the current hour in the account timezone
+//! ([`GenConfig::anchor`]): generated status changes and deletions (at most 90 s apart) take
+//! the last hours before it (at most 20), customers and orders are spread over the year before
+//! them, so the newest entity is less than a day old. Everything after
+//! generation (API writes, mutations) gets the real clock. Apart from that anchoring, a seed
+//! gives the same account.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bigdecimal::BigDecimal;
-use chrono::{Duration as ChronoDuration, NaiveDate, NaiveDateTime};
+use chrono::{Duration as ChronoDuration, NaiveDateTime};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::ser::{SerializeMap, SerializeSeq};
@@ -189,6 +202,32 @@ pub struct MockPayment {
     pub amount: Kopecks,
 }
 
+/// A corporate customer as embedded in an order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MockCorporate {
+    /// Always `customer_corporate`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Id in the corporate id space.
+    pub id: i64,
+    /// Company name, e.g. `ООО "Ромашка"`.
+    pub nick_name: String,
+}
+
+/// Share of generated orders that belong to a corporate customer.
+pub const CORPORATE_SHARE: f64 = 0.03;
+
+const COMPANY_NAMES: &[&str] = &[
+    "Ромашка",
+    "Вектор",
+    "Северный ветер",
+    "ТехноСнаб",
+    "Альфа",
+    "Гранит",
+    "Меридиан",
+];
+
 /// An order of the mock account. `customer_id` is rendered as an embedded customer snapshot
 /// taken from the customer's current state when served.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -234,7 +273,14 @@ pub struct MockOrder {
     /// Linked customer (rendered as `customer`).
     #[serde(skip)]
     pub customer_id: Option<i64>,
-    /// Payments keyed by id (`{}` when none: a BTreeMap serialises as an object).
+    /// Corporate customer (rendered as `customer` instead of `customer_id`).
+    #[serde(skip)]
+    pub corporate: Option<MockCorporate>,
+    /// Contact person of a corporate order: an ordinary customer (rendered as `contact`).
+    #[serde(skip)]
+    pub contact_id: Option<i64>,
+    /// Payments keyed by id: rendered `{}`/object on lists, a list in `created` snapshots.
+    #[serde(skip)]
     pub payments: BTreeMap<String, MockPayment>,
     /// Custom fields (`[]` when none).
     pub custom_fields: PhpMap,
@@ -258,6 +304,11 @@ pub struct GenConfig {
     pub seed: u64,
     /// Store code.
     pub site: String,
+    /// Account timezone.
+    pub timezone: chrono_tz::Tz,
+    /// Where the generated account ends (`None`: the start of the current hour in
+    /// `timezone`).
+    pub anchor: Option<NaiveDateTime>,
 }
 
 const MALE_FIRST: &[&str] = &[
@@ -320,13 +371,6 @@ pub fn format_phone(digits10: u64, style: u32) -> String {
         3 => format!("8 {a} {b} {c} {d}"),
         _ => format!("+7{s}"),
     }
-}
-
-/// Base of generated timestamps (account-local wall time).
-pub fn epoch() -> NaiveDateTime {
-    NaiveDate::from_ymd_opt(2025, 1, 1)
-        .and_then(|d| d.and_hms_opt(9, 0, 0))
-        .unwrap_or_default()
 }
 
 /// Formats a wall time as RetailCRM does.
@@ -533,29 +577,61 @@ pub fn random_order(
         total_summ: total,
         currency: "RUB",
         customer_id,
+        corporate: None,
+        contact_id: None,
         payments,
         custom_fields,
     }
+}
+
+/// Makes `o` a corporate order (about [`CORPORATE_SHARE`] of them): its customer becomes the
+/// contact of a corporate customer (or it has no contact).
+fn maybe_corporate(rng: &mut StdRng, o: &mut MockOrder, corporate_ids: i64) {
+    if !rng.random_bool(CORPORATE_SHARE) {
+        return;
+    }
+    let id = rng.random_range(1..=corporate_ids);
+    let name = COMPANY_NAMES[(id as usize) % COMPANY_NAMES.len()];
+    o.corporate = Some(MockCorporate {
+        kind: "customer_corporate",
+        id,
+        nick_name: format!("ООО \"{name} {id}\""),
+    });
+    let with_contact = rng.random_bool(2.0 / 3.0);
+    o.contact_id = o.customer_id.take().filter(|_| with_contact);
 }
 
 /// Builds the account for `cfg`: customers, then orders, each with its `created` history record;
 /// then some status changes and deletions so the history has every kind of record.
 pub fn generate(cfg: &GenConfig) -> MockState {
     let mut rng = StdRng::seed_from_u64(cfg.seed);
+    let mut b2b = StdRng::seed_from_u64(cfg.seed ^ 0xb2b0_b2b0);
     let mut state = MockState::empty(cfg.site.clone(), cfg.seed);
+    state.clock = super::clock::Clock::real(cfg.timezone);
+    let anchor = cfg
+        .anchor
+        .unwrap_or_else(|| super::clock::hour_anchor(cfg.timezone));
+    // Generated changes take the last `window` seconds before the anchor (at most 20 hours,
+    // at most 90 s apart); customers and orders are spread over the year before that.
+    let changes = (cfg.orders / 20) as usize;
+    let deletions = (cfg.orders / 200) as usize;
+    let n = (changes + deletions + 1) as i64;
+    let window: i64 = (n * 90).min(20 * 3600);
+    let start = anchor - ChronoDuration::days(365);
     let statuses = all_status_codes();
-    let span_secs: i64 = 365 * 24 * 3600;
+    let span_secs: i64 = 365 * 24 * 3600 - window;
     let n_c = cfg.customers.max(1) as i64;
     for i in 1..=cfg.customers as i64 {
         // Roughly increasing in id, with jitter: createdAt is not monotonic in id.
-        let t = epoch() + ChronoDuration::seconds(span_secs * i / n_c)
+        let t = start + ChronoDuration::seconds(span_secs * i / n_c)
             - ChronoDuration::seconds(rng.random_range(0..600));
         let c = random_customer(&mut rng, i, &cfg.site, fmt_time(t));
         state.insert_customer(c, "user", t);
     }
+    let corporate_ids = (cfg.customers as i64) / 20 + 1;
     let n_o = cfg.orders.max(1) as i64;
     for j in 1..=cfg.orders as i64 {
-        let t = epoch() + ChronoDuration::seconds(span_secs * j / n_o)
+        let t = start + ChronoDuration::seconds(span_secs * j / n_o)
             - ChronoDuration::seconds(rng.random_range(0..600));
         let customer = if cfg.customers > 0 && rng.random_bool(0.7) {
             let cid = rng.random_range(1..=cfg.customers as i64);
@@ -564,7 +640,7 @@ pub fn generate(cfg: &GenConfig) -> MockState {
             None
         };
         let status = statuses[rng.random_range(0..statuses.len())];
-        let o = random_order(
+        let mut o = random_order(
             &mut rng,
             j,
             &cfg.site,
@@ -572,20 +648,25 @@ pub fn generate(cfg: &GenConfig) -> MockState {
             customer.as_deref(),
             status,
         );
+        maybe_corporate(&mut b2b, &mut o, corporate_ids);
         state.insert_order(o, "user", t);
     }
-    // Some later changes so history has field records and deletions.
-    let changes = (cfg.orders / 20) as usize;
+    // Some later changes so history has field records and deletions, at most 90 s apart (so
+    // their createdAt, which lags by up to 5 minutes, has inversions), ending before the anchor.
+    let step = (window / n).clamp(1, 90);
+    state
+        .clock
+        .simulate(anchor - ChronoDuration::seconds(window), step);
     for _ in 0..changes {
         let id = rng.random_range(1..=cfg.orders as i64);
         let status = statuses[rng.random_range(0..statuses.len())];
         state.set_order_status(id, status, "user");
     }
-    let deletions = (cfg.orders / 200) as usize;
     for _ in 0..deletions {
         let id = rng.random_range(1..=cfg.orders as i64);
         state.delete_order(id, "user");
     }
+    state.clock.use_real();
     state
 }
 

@@ -3,11 +3,26 @@
 //!
 //! It follows `retailcrm-api.md` (not our client's assumptions): see [`server`] for the
 //! endpoints, [`data`] for the generated account, [`state`] for history and mutations and
-//! [`faults`] for rate limiting and fault injection. Start it in-process with
+//! [`faults`] for rate limiting and fault injection, [`listing`] for list filters and sort
+//! orders, [`history`] for history queries and deep virtual history, [`clock`] for time. Start it in-process with
 //! [`MockCrm::start`], or as `retailcrm-sync mock-crm` (driven through `/admin/...`).
+//!
+//! Principle: where the mock is kinder than RetailCRM, that is a bug in the mock. So, as the
+//! live API does: a history `page` above [`MockConfig::history_page_cap`] (CLI
+//! `--history-page-cap`, default 10, 0 = none; at run time [`MockState::history_page_cap`])
+//! answers 400; lists are served in [`MockConfig::list_order`] (`--list-order
+//! newest|oldest|unstable`; at run time [`MockState::list_order`]), never a promised order;
+//! `externalId` is unique per store; times are the real clock in the account timezone. Deep
+//! accounts: [`MockConfig::pad_order_history`] / [`MockConfig::pad_customer_history`]
+//! (`--pad-order-history N`, `--pad-customer-history N`) put N virtual history records, spaced
+//! by [`MockConfig::history_stride`] (`--history-stride S`), in front of the real ones without
+//! storing them ([`MockState::pad_history`]).
 
+pub mod clock;
 pub mod data;
 pub mod faults;
+pub mod history;
+pub mod listing;
 pub mod server;
 pub mod state;
 
@@ -20,6 +35,8 @@ use tokio::task::JoinHandle;
 
 pub use data::{GenConfig, Kopecks, MockCustomer, MockOrder};
 pub use faults::FaultConfig;
+pub use history::HistQuery;
+pub use listing::{ListFilter, ListOrder};
 pub use server::MockStats;
 pub use state::{MockState, MutationReport};
 
@@ -53,6 +70,16 @@ pub struct MockConfig {
     pub timezone: String,
     /// Rate limit and faults.
     pub faults: FaultConfig,
+    /// History `page` above this answers 400, like RetailCRM (0: no cap; default 10).
+    pub history_page_cap: u32,
+    /// Order lists are served in (default newest first).
+    pub list_order: ListOrder,
+    /// Virtual order history records in front of the real ones (see [`MockState::pad_history`]).
+    pub pad_order_history: u64,
+    /// Virtual customer history records.
+    pub pad_customer_history: u64,
+    /// Id spacing of the virtual records (1: dense).
+    pub history_stride: u64,
 }
 
 impl Default for MockConfig {
@@ -67,6 +94,11 @@ impl Default for MockConfig {
             site: "mock-shop".to_string(),
             timezone: "Europe/Moscow".to_string(),
             faults: FaultConfig::default(),
+            history_page_cap: 10,
+            list_order: ListOrder::NewestFirst,
+            pad_order_history: 0,
+            pad_customer_history: 0,
+            history_stride: 1,
         }
     }
 }
@@ -91,12 +123,23 @@ impl MockCrm {
     /// Generates the account and serves it. The server runs on the current tokio runtime until
     /// [`MockHandle::shutdown`] (or the handle is dropped).
     pub async fn start(cfg: MockConfig) -> Result<MockHandle, MockError> {
-        let state = data::generate(&GenConfig {
+        let mut state = data::generate(&GenConfig {
             orders: cfg.orders,
             customers: cfg.customers,
             seed: cfg.seed,
             site: cfg.site.clone(),
+            timezone: clock::parse_tz(&cfg.timezone),
+            anchor: None,
         });
+        state.history_page_cap = cfg.history_page_cap;
+        state.list_order = cfg.list_order;
+        let stride = cfg.history_stride.max(1);
+        state.pad_history(crate::model::Stream::Orders, cfg.pad_order_history, stride);
+        state.pad_history(
+            crate::model::Stream::Customers,
+            cfg.pad_customer_history,
+            stride,
+        );
         let shared = Arc::new(server::Shared {
             state: RwLock::new(state),
             api_key: cfg.api_key.clone(),

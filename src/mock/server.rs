@@ -3,9 +3,14 @@
 //! counts, rate-limits and injects faults.
 //!
 //! Behaviour follows the document, not our client: `limit` must be 20/50/100 (else 400), history
-//! `filter[sinceId]` is exclusive and cannot be combined with `page` (400), writes are
-//! form-encoded with the entity as a JSON field, `by` defaults to `externalId`, create answers
-//! 201, a wrong key answers 403 `Wrong "apiKey" value.`, an unknown account answers an HTML page.
+//! `filter[sinceId]` is exclusive and cannot be combined with `page` (400), a history `page`
+//! above [`MockState::history_page_cap`] answers 400 `Use the shift of the filter[sinceId]
+//! instead of page parameter` (as the live API), history takes `filter[startDate]`/`endDate`,
+//! lists take the filters of [`super::listing`], single reads are `GET /orders/{key}` and
+//! `GET /customers/{key}` (`by` = `externalId` by default, or `id`; 404 `Not found`), writes
+//! are form-encoded with the entity as a JSON field, `by` defaults to `externalId`, create
+//! answers 201, the key is the `X-API-KEY` header or an `apiKey` query or form parameter, a
+//! wrong key answers 403 `Wrong "apiKey" value.`, an unknown account answers an HTML page.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,8 +28,11 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use super::data::DEFAULT_STATUS_GROUPS;
+use super::clock::real_now;
+use super::data::{DEFAULT_STATUS_GROUPS, fmt_time};
 use super::faults::{FaultConfig, HTML_503, HTML_NO_ACCOUNT, ServerLimiter, roll};
+use super::history::HistQuery;
+use super::listing::{FilterError, ListFilter, parse_bound};
 use super::state::{MockState, WriteError};
 
 /// Everything the handlers share.
@@ -162,6 +170,8 @@ pub fn router(shared: AppState) -> Router {
         .route("/api/v5/customers", get(customers_list))
         .route("/api/v5/orders/history", get(orders_history))
         .route("/api/v5/customers/history", get(customers_history))
+        .route("/api/v5/orders/{key}", get(order_get))
+        .route("/api/v5/customers/{key}", get(customer_get))
         .route("/api/v5/orders/create", post(orders_create))
         .route("/api/v5/orders/{key}/edit", post(orders_edit))
         .route("/api/v5/customers/create", post(customers_create))
@@ -180,7 +190,8 @@ pub fn router(shared: AppState) -> Router {
         .route("/admin/account", post(admin_account))
         .route("/admin/restore-key", post(admin_restore))
         .route("/admin/orders/{id}/status", post(admin_order_status))
-        .route("/admin/orders/{id}/delete", post(admin_order_delete));
+        .route("/admin/orders/{id}/delete", post(admin_order_delete))
+        .route("/admin/customers/{id}/merge", post(admin_customer_merge));
     Router::new().merge(admin).merge(api).with_state(shared)
 }
 
@@ -258,20 +269,8 @@ async fn api_middleware(
             html(StatusCode::METHOD_NOT_ALLOWED, HTML_NO_ACCOUNT)
         };
     }
-    // Authentication: header X-API-KEY, or the documented `apiKey` parameter.
-    let key = req
-        .headers()
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| {
-            req.uri().query().and_then(|q| {
-                q.split('&')
-                    .filter_map(|kv| kv.split_once('='))
-                    .find(|(k, _)| *k == "apiKey")
-                    .map(|(_, v)| v.to_string())
-            })
-        });
+    // Authentication: header X-API-KEY, or the documented `apiKey` query or form parameter.
+    let (req, key) = request_key(req).await;
     match key {
         None => return error(StatusCode::FORBIDDEN, "\"apiKey\" is missing."),
         Some(k) if k != shared.api_key || shared.revoked.load(Ordering::Relaxed) => {
@@ -312,6 +311,45 @@ async fn api_middleware(
     resp
 }
 
+/// Largest form body read to look for an `apiKey` field.
+const MAX_FORM_BYTES: usize = 16 * 1024 * 1024;
+
+/// The API key of a request: the `X-API-KEY` header, the `apiKey` query parameter, or the
+/// `apiKey` field of a form-encoded body (the body is read and put back).
+async fn request_key(req: Request) -> (Request, Option<String>) {
+    let header_key = req
+        .headers()
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let query_key = || {
+        req.uri().query().and_then(|q| {
+            serde_urlencoded::from_str::<Pairs>(q)
+                .ok()
+                .and_then(|pairs| param(&pairs, "apiKey").map(str::to_string))
+        })
+    };
+    if let Some(k) = header_key.or_else(query_key) {
+        return (req, Some(k));
+    }
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return (req, None);
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
+        .await
+        .unwrap_or_default();
+    let key = serde_urlencoded::from_bytes::<Pairs>(&bytes)
+        .ok()
+        .and_then(|pairs| param(&pairs, "apiKey").map(str::to_string));
+    (Request::from_parts(parts, Body::from(bytes)), key)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Query helpers
 // ---------------------------------------------------------------------------------------------
@@ -320,13 +358,6 @@ type Pairs = Vec<(String, String)>;
 
 fn param<'a>(q: &'a Pairs, name: &str) -> Option<&'a str> {
     q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
-
-fn params<'a>(q: &'a Pairs, name: &str) -> Vec<&'a str> {
-    q.iter()
-        .filter(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-        .collect()
 }
 
 fn input_error(field: &str, msg: &str) -> Response {
@@ -505,66 +536,90 @@ async fn sites(State(shared): State<AppState>) -> Response {
 // Lists and history
 // ---------------------------------------------------------------------------------------------
 
-#[allow(clippy::result_large_err)]
-fn ids_filter(q: &Pairs) -> Result<Option<Vec<i64>>, Response> {
-    let raw = params(q, "filter[ids][]");
-    if raw.is_empty() {
-        return Ok(None);
-    }
-    raw.iter()
-        .map(|s| s.parse::<i64>())
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
-        .map_err(|_| input_error("filter[ids]", "This value is not valid."))
+fn filter_error(e: FilterError) -> Response {
+    input_error(&e.field, &e.message)
 }
 
-/// `page`, `limit` and `filter[ids][]` of a list request.
+/// `page`, `limit` and the filters of a list request.
 #[allow(clippy::result_large_err)]
-fn list_params(q: &Pairs) -> Result<(u32, u32, Option<Vec<i64>>), Response> {
+fn list_params(q: &Pairs, orders: bool) -> Result<(u32, u32, ListFilter), Response> {
     let (page, limit) = paging(q)?;
-    Ok((page, limit, ids_filter(q)?))
+    let filter = ListFilter::parse(q, orders).map_err(filter_error)?;
+    Ok((page, limit, filter))
 }
 
 async fn orders_list(State(shared): State<AppState>, Query(q): Query<Pairs>) -> Response {
-    let (page, limit, ids) = match list_params(&q) {
+    let (page, limit, filter) = match list_params(&q, true) {
         Ok(x) => x,
         Err(r) => return r,
     };
-    // `filter[createdAtFrom]`: `Y-m-d` or `Y-m-d H:i:s`, compared with `createdAt` as text
-    // (same format, so the order of the strings is the order of the times).
-    let created_from = param(&q, "filter[createdAtFrom]").map(str::to_string);
-    let st = shared.read();
-    let (items, total) = match ids {
-        Some(ids) => st.orders_by_ids(&ids, page, limit),
-        None => st.orders_page_from(page, limit, created_from.as_deref()),
-    };
-    drop(st);
+    let (items, total) = shared.read().orders_list(&filter, page, limit);
     let mut body = list_body(pagination(limit, total, page));
     body.orders = Some(items);
     list_response(StatusCode::OK, &body)
 }
 
 async fn customers_list(State(shared): State<AppState>, Query(q): Query<Pairs>) -> Response {
-    let (page, limit, ids) = match list_params(&q) {
+    let (page, limit, filter) = match list_params(&q, false) {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let st = shared.read();
-    let (items, total) = match ids {
-        Some(ids) => st.customers_by_ids(&ids, page, limit),
-        None => st.customers_page(page, limit),
-    };
-    drop(st);
+    let (items, total) = shared.read().customers_list(&filter, page, limit);
     let mut body = list_body(pagination(limit, total, page));
     body.customers = Some(items);
     list_response(StatusCode::OK, &body)
 }
 
+/// `by` of a single read or edit: `externalId` (default) or `id`.
 #[allow(clippy::result_large_err)]
-fn history_params(q: &Pairs) -> Result<(Option<i64>, u32, u32), Response> {
+fn by_param(q: &Pairs) -> Result<String, Response> {
+    let by = param(q, "by").unwrap_or("externalId");
+    if by != "id" && by != "externalId" {
+        return Err(input_error(
+            "by",
+            "The value you selected is not a valid choice.",
+        ));
+    }
+    Ok(by.to_string())
+}
+
+async fn order_get(
+    State(shared): State<AppState>,
+    Path(key): Path<String>,
+    Query(q): Query<Pairs>,
+) -> Response {
+    let by = match by_param(&q) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match shared.read().order_by(&key, &by) {
+        Some(order) => json_response(StatusCode::OK, &json!({"success": true, "order": order})),
+        None => error(StatusCode::NOT_FOUND, "Not found"),
+    }
+}
+
+async fn customer_get(
+    State(shared): State<AppState>,
+    Path(key): Path<String>,
+    Query(q): Query<Pairs>,
+) -> Response {
+    let by = match by_param(&q) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match shared.read().customer_by(&key, &by) {
+        Some(c) => json_response(StatusCode::OK, &json!({"success": true, "customer": c})),
+        None => error(StatusCode::NOT_FOUND, "Not found"),
+    }
+}
+
+/// The history request: `filter[sinceId]`, `filter[startDate]`, `filter[endDate]`, `page`
+/// (not with `sinceId`, not above `cap`), `limit`.
+#[allow(clippy::result_large_err)]
+fn history_params(q: &Pairs, cap: u32) -> Result<HistQuery, Response> {
     let since = match param(q, "filter[sinceId]") {
         None => None,
-        Some(s) => match s.parse::<i64>() {
+        Some(s) => match s.trim().parse::<i64>() {
             Ok(v) => Some(v),
             Err(_) => return Err(input_error("filter[sinceId]", "This value is not valid.")),
         },
@@ -576,36 +631,55 @@ fn history_params(q: &Pairs) -> Result<(Option<i64>, u32, u32), Response> {
         ));
     }
     let (page, limit) = paging(q)?;
-    Ok((since, page, limit))
+    if cap > 0 && page > cap {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "Use the shift of the filter[sinceId] instead of page parameter",
+        ));
+    }
+    let date = |name: &str, end: bool| {
+        param(q, name)
+            .map(|v| parse_bound(name, v, end))
+            .transpose()
+            .map_err(filter_error)
+    };
+    Ok(HistQuery {
+        since_id: since,
+        start: date("filter[startDate]", false)?,
+        end: date("filter[endDate]", true)?,
+        page,
+        limit,
+    })
 }
 
-fn generated_at() -> String {
-    chrono::Utc::now()
-        .with_timezone(&chrono_tz::Europe::Moscow)
-        .format(crate::crm::decode::CRM_DATETIME_FORMAT)
-        .to_string()
+fn generated_at(st: &MockState) -> String {
+    fmt_time(real_now(st.clock.tz))
 }
 
 async fn orders_history(State(shared): State<AppState>, Query(q): Query<Pairs>) -> Response {
-    let (since, page, limit) = match history_params(&q) {
+    let st = shared.read();
+    let hq = match history_params(&q, st.history_page_cap) {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let (items, total, cur) = shared.read().order_history_page(since, page, limit);
-    let mut body = list_body(pagination(limit, total, cur));
-    body.generated_at = Some(generated_at());
+    let (items, total) = st.order_history_page(&hq);
+    let mut body = list_body(pagination(hq.limit, total as usize, hq.page));
+    body.generated_at = Some(generated_at(&st));
+    drop(st);
     body.history = Some(items);
     list_response(StatusCode::OK, &body)
 }
 
 async fn customers_history(State(shared): State<AppState>, Query(q): Query<Pairs>) -> Response {
-    let (since, page, limit) = match history_params(&q) {
+    let st = shared.read();
+    let hq = match history_params(&q, st.history_page_cap) {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let (items, total, cur) = shared.read().customer_history_page(since, page, limit);
-    let mut body = list_body(pagination(limit, total, cur));
-    body.generated_at = Some(generated_at());
+    let (items, total) = st.customer_history_page(&hq);
+    let mut body = list_body(pagination(hq.limit, total as usize, hq.page));
+    body.generated_at = Some(generated_at(&st));
+    drop(st);
     body.history = Some(items);
     list_response(StatusCode::OK, &body)
 }
@@ -682,14 +756,7 @@ async fn orders_edit(
 #[allow(clippy::result_large_err)] // the error is the finished HTTP answer, built once
 fn edit_fields(form: &Pairs, entity: &str) -> Result<(Value, String), Response> {
     let value = entity_field(form, entity)?;
-    let by = param(form, "by").unwrap_or("externalId").to_string();
-    if by != "id" && by != "externalId" {
-        return Err(input_error(
-            "by",
-            "The value you selected is not a valid choice.",
-        ));
-    }
-    Ok((value, by))
+    Ok((value, by_param(form)?))
 }
 
 async fn customers_create(State(shared): State<AppState>, Form(form): Form<Pairs>) -> Response {
@@ -798,4 +865,17 @@ async fn admin_order_status(
 async fn admin_order_delete(State(shared): State<AppState>, Path(id): Path<i64>) -> Response {
     let deleted = shared.write().delete_order(id, "user");
     json_response(StatusCode::OK, &json!({"deleted": deleted}))
+}
+
+/// `POST /admin/customers/{id}/merge?into=N`: merges customer `id` into `N` (`source: combine`).
+async fn admin_customer_merge(
+    State(shared): State<AppState>,
+    Path(id): Path<i64>,
+    Query(q): Query<Pairs>,
+) -> Response {
+    let Some(into) = param(&q, "into").and_then(|s| s.parse::<i64>().ok()) else {
+        return error(StatusCode::BAD_REQUEST, "into is required");
+    };
+    let merged = shared.write().merge_customer(id, into, "combine");
+    json_response(StatusCode::OK, &json!({"merged": merged}))
 }

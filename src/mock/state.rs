@@ -6,9 +6,14 @@
 //! the entity as it was created (shared through `Arc`, so snapshots cost nothing until the entity
 //! changes); field records carry `oldValue`/`newValue`; deletions carry `deleted: true` and the
 //! entity disappears from the lists.
+//!
+//! Lists are filtered by [`ListFilter`] and served in [`MockState::list_order`]; history
+//! queries (page cap, padding, date filters) live in [`super::history`]. `externalId` is unique
+//! per store for orders and for customers (indexed, so `by=externalId` finds one entity).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use chrono::{Duration as ChronoDuration, NaiveDateTime};
 use rand::rngs::StdRng;
@@ -17,10 +22,16 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
+use super::clock::Clock;
 use super::data::{
-    Kopecks, MockCustomer, MockOrder, MockPhone, PhpMap, all_status_codes, epoch, fmt_time,
-    random_customer, random_order,
+    Kopecks, MockCorporate, MockCustomer, MockOrder, MockPayment, MockPhone, PhpMap,
+    all_status_codes, fmt_time, random_customer, random_order,
 };
+use super::history::{HistQuery, Padding, Slot};
+use super::listing::{ListFilter, ListOrder, page_ids};
+use crate::model::Stream;
+
+mod merge;
 
 /// The entity a history record is about, as shown on non-create records.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -38,13 +49,41 @@ pub struct EntityRef {
     pub status: Option<String>,
 }
 
-/// An order as the API renders it: the order plus its customer's current state.
+/// An order as the API renders it: the order plus its customer's (or corporate customer's and
+/// contact's) current state, and its payments (an object on lists, a list in `created`
+/// snapshots, as the live API does).
 #[derive(Serialize)]
 struct OrderView<'a> {
     #[serde(flatten)]
     order: &'a MockOrder,
     #[serde(skip_serializing_if = "Option::is_none")]
-    customer: Option<&'a MockCustomer>,
+    customer: Option<CustomerView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contact: Option<&'a MockCustomer>,
+    payments: PaymentsView<'a>,
+}
+
+/// The `customer` of an order.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum CustomerView<'a> {
+    Ordinary(&'a MockCustomer),
+    Corporate(&'a MockCorporate),
+}
+
+/// `payments`: keyed by id (`{}` when none), or a JSON list.
+enum PaymentsView<'a> {
+    Map(&'a BTreeMap<String, MockPayment>),
+    List(&'a BTreeMap<String, MockPayment>),
+}
+
+impl Serialize for PaymentsView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            PaymentsView::Map(m) => m.serialize(s),
+            PaymentsView::List(m) => s.collect_seq(m.values()),
+        }
+    }
 }
 
 /// A history record as the API renders it.
@@ -69,6 +108,8 @@ struct HistView<'a> {
     order: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     customer: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    combined_to: Option<&'a RawValue>,
 }
 
 /// Serialises `v` once into JSON text kept as-is (no re-parse).
@@ -92,6 +133,12 @@ pub enum HistKind<E> {
     },
     /// The entity was deleted.
     Deleted,
+    /// The entity was merged into entity `into` (`source: combine`): it is deleted, and the
+    /// record carries `combinedTo`.
+    Combined {
+        /// The entity it went into.
+        into: EntityRef,
+    },
 }
 
 /// One history record.
@@ -160,17 +207,43 @@ pub struct MockState {
     pub order_history: Vec<HistEntry<MockOrder>>,
     /// Customer history, ascending by id.
     pub customer_history: Vec<HistEntry<MockCustomer>>,
-    /// Lists serve the newest entity first (default, the assumed RetailCRM order); false
-    /// serves ascending ids.
-    pub newest_first: bool,
+    /// The order lists are served in (default newest first).
+    pub list_order: ListOrder,
+    /// History requests with `page` above this answer 400, as RetailCRM does (0: no cap).
+    pub history_page_cap: u32,
+    /// The clock of changes (real time in the account timezone after generation).
+    pub clock: Clock,
+    order_pad: Padding,
+    customer_pad: Padding,
+    order_ext: HashMap<(String, String), i64>,
+    customer_ext: HashMap<(String, String), i64>,
+    list_requests: AtomicU64,
+    order_list_cache: ListCache,
+    customer_list_cache: ListCache,
+    orders_by_created: BTreeSet<(u64, i64)>,
+    customers_by_created: BTreeSet<(u64, i64)>,
     order_ids: Vec<i64>,
     customer_ids: Vec<i64>,
     next_order_id: i64,
     next_customer_id: i64,
     next_order_hist: i64,
     next_customer_hist: i64,
-    now: NaiveDateTime,
     rng: StdRng,
+}
+
+/// The matching ids of the last few filtered list requests, valid while the stream's history
+/// does not grow (every change of an entity appends a history record).
+type ListCache = Mutex<Vec<(ListFilter, i64, Arc<Vec<i64>>)>>;
+
+/// Filtered results kept per list.
+const CACHED_FILTERS: usize = 4;
+
+/// A `Y-m-d H:i:s` time as a number with the same order (`20250102153000`), for the creation
+/// index.
+fn time_key(s: &str) -> u64 {
+    s.bytes().filter(u8::is_ascii_digit).fold(0u64, |k, b| {
+        k.saturating_mul(10).saturating_add(u64::from(b - b'0'))
+    })
 }
 
 fn remove_sorted(v: &mut Vec<i64>, id: i64) {
@@ -192,24 +265,6 @@ fn push_sorted(v: &mut Vec<i64>, id: i64) {
     }
 }
 
-/// The ids of one list page, in the order they are served: newest first (the assumed default
-/// of RetailCRM) or oldest first.
-fn page_ids(ids: &[i64], page: u32, limit: u32, newest_first: bool) -> Vec<i64> {
-    let total = ids.len();
-    let skip = (page.saturating_sub(1) as usize).saturating_mul(limit as usize);
-    if skip >= total {
-        return Vec::new();
-    }
-    if newest_first {
-        let end = total - skip;
-        let start = end.saturating_sub(limit as usize);
-        ids[start..end].iter().rev().copied().collect()
-    } else {
-        let end = (skip + limit as usize).min(total);
-        ids[skip..end].to_vec()
-    }
-}
-
 /// Reads a string field from a JSON patch (`null` clears it).
 fn patch_str(v: &Value) -> Option<String> {
     match v {
@@ -228,14 +283,24 @@ impl MockState {
             customers: BTreeMap::new(),
             order_history: Vec::new(),
             customer_history: Vec::new(),
-            newest_first: true,
+            list_order: ListOrder::default(),
+            history_page_cap: 10,
+            clock: Clock::real(chrono_tz::Europe::Moscow),
+            order_pad: Padding::default(),
+            customer_pad: Padding::default(),
+            order_ext: HashMap::new(),
+            customer_ext: HashMap::new(),
+            list_requests: AtomicU64::new(0),
+            order_list_cache: Mutex::new(Vec::new()),
+            customer_list_cache: Mutex::new(Vec::new()),
+            orders_by_created: BTreeSet::new(),
+            customers_by_created: BTreeSet::new(),
             order_ids: Vec::new(),
             customer_ids: Vec::new(),
             next_order_id: 1,
             next_customer_id: 1,
             next_order_hist: 1,
             next_customer_hist: 1,
-            now: epoch() + ChronoDuration::days(366),
             rng: StdRng::seed_from_u64(seed ^ 0x5eed_cafe),
         }
     }
@@ -250,11 +315,24 @@ impl MockState {
         &self.customer_ids
     }
 
-    /// The next change time: the account clock moves forward, and the record's `createdAt`
-    /// may lag it by up to 5 minutes (so `createdAt` is not monotonic in id).
+    /// The next change time: the clock's now (real, or simulated while generating, then moving
+    /// 1-90 s per change), and the record's `createdAt` may lag it by up to 5 minutes (so
+    /// `createdAt` is not monotonic in id, as on the live API). Draws the same two random numbers
+    /// as ever, so a mutation seed gives the same changes as before the real clock.
     fn change_time(&mut self) -> NaiveDateTime {
-        self.now += ChronoDuration::seconds(self.rng.random_range(1..90));
-        self.now - ChronoDuration::seconds(self.rng.random_range(0..300))
+        let (now, lag) = self.clock_draw();
+        now - ChronoDuration::seconds(lag)
+    }
+
+    /// The time of a creation: the clock's now, exactly (so the entity's `createdAt` is now).
+    fn creation_time(&mut self) -> NaiveDateTime {
+        self.clock_draw().0
+    }
+
+    fn clock_draw(&mut self) -> (NaiveDateTime, i64) {
+        let step = self.rng.random_range(1..90);
+        let lag = self.rng.random_range(0..300);
+        (self.clock.tick(step), lag)
     }
 
     fn order_ref(o: &MockOrder) -> EntityRef {
@@ -318,6 +396,11 @@ impl MockState {
     ) -> i64 {
         let id = c.id;
         self.next_customer_id = self.next_customer_id.max(id + 1);
+        if let Some(ext) = &c.external_id {
+            self.customer_ext.insert((c.site.clone(), ext.clone()), id);
+        }
+        self.customers_by_created
+            .insert((time_key(&c.created_at), id));
         let c = Arc::new(c);
         self.customers.insert(id, c.clone());
         push_sorted(&mut self.customer_ids, id);
@@ -329,6 +412,10 @@ impl MockState {
     pub fn insert_order(&mut self, o: MockOrder, source: &'static str, at: NaiveDateTime) -> i64 {
         let id = o.id;
         self.next_order_id = self.next_order_id.max(id + 1);
+        if let Some(ext) = &o.external_id {
+            self.order_ext.insert((o.site.clone(), ext.clone()), id);
+        }
+        self.orders_by_created.insert((time_key(&o.created_at), id));
         let o = Arc::new(o);
         self.orders.insert(id, o.clone());
         push_sorted(&mut self.order_ids, id);
@@ -403,6 +490,11 @@ impl MockState {
         let Some(current) = self.orders.remove(&id) else {
             return false;
         };
+        if let Some(ext) = &current.external_id {
+            self.order_ext.remove(&(current.site.clone(), ext.clone()));
+        }
+        self.orders_by_created
+            .remove(&(time_key(&current.created_at), id));
         remove_sorted(&mut self.order_ids, id);
         let at = self.change_time();
         self.push_order_hist(source, at, Self::order_ref(&current), HistKind::Deleted);
@@ -411,13 +503,25 @@ impl MockState {
 
     /// Deletes a customer.
     pub fn delete_customer(&mut self, id: i64, source: &'static str) -> bool {
-        let Some(current) = self.customers.remove(&id) else {
+        let Some(current) = self.remove_customer(id) else {
             return false;
         };
-        remove_sorted(&mut self.customer_ids, id);
         let at = self.change_time();
         self.push_customer_hist(source, at, Self::customer_ref(&current), HistKind::Deleted);
         true
+    }
+
+    /// Takes a customer out of the account and its indexes (no history record).
+    fn remove_customer(&mut self, id: i64) -> Option<Arc<MockCustomer>> {
+        let current = self.customers.remove(&id)?;
+        if let Some(ext) = &current.external_id {
+            self.customer_ext
+                .remove(&(current.site.clone(), ext.clone()));
+        }
+        self.customers_by_created
+            .remove(&(time_key(&current.created_at), id));
+        remove_sorted(&mut self.customer_ids, id);
+        Some(current)
     }
 
     /// Edits a customer: each given field that changes becomes one history record.
@@ -494,7 +598,7 @@ impl MockState {
     /// Creates a random order (linked to a random live customer 70% of the time). Returns its id.
     pub fn add_random_order(&mut self, source: &'static str) -> i64 {
         let id = self.next_order_id;
-        let at = self.change_time();
+        let at = self.creation_time();
         let customer = if !self.customer_ids.is_empty() && self.rng.random_bool(0.7) {
             let idx = self.rng.random_range(0..self.customer_ids.len());
             self.customers.get(&self.customer_ids[idx]).cloned()
@@ -516,7 +620,7 @@ impl MockState {
     /// Creates a random customer. Returns its id.
     pub fn add_random_customer(&mut self, source: &'static str) -> i64 {
         let id = self.next_customer_id;
-        let at = self.change_time();
+        let at = self.creation_time();
         let site = self.site.clone();
         let c = random_customer(&mut self.rng, id, &site, fmt_time(at));
         self.insert_customer(c, source, at)
@@ -615,31 +719,59 @@ impl MockState {
     // API writes
     // -----------------------------------------------------------------------------------------
 
-    fn find_order_id(&self, key: &str, by: &str) -> Option<i64> {
+    /// The live order named by `key` (`by` = `id` or `externalId`, in this account's store).
+    pub fn find_order_id(&self, key: &str, by: &str) -> Option<i64> {
         match by {
             "id" => key
                 .parse::<i64>()
                 .ok()
                 .filter(|id| self.orders.contains_key(id)),
             _ => self
-                .orders
-                .values()
-                .find(|o| o.external_id.as_deref() == Some(key))
-                .map(|o| o.id),
+                .order_ext
+                .get(&(self.site.clone(), key.to_string()))
+                .copied(),
         }
     }
 
-    fn find_customer_id(&self, key: &str, by: &str) -> Option<i64> {
+    /// The live customer named by `key`.
+    pub fn find_customer_id(&self, key: &str, by: &str) -> Option<i64> {
         match by {
             "id" => key
                 .parse::<i64>()
                 .ok()
                 .filter(|id| self.customers.contains_key(id)),
             _ => self
-                .customers
-                .values()
-                .find(|c| c.external_id.as_deref() == Some(key))
-                .map(|c| c.id),
+                .customer_ext
+                .get(&(self.site.clone(), key.to_string()))
+                .copied(),
+        }
+    }
+
+    /// Refuses an order `externalId` already used by another order of the store.
+    fn check_order_ext(&self, ext: Option<&str>, own: Option<i64>) -> Result<(), WriteError> {
+        match ext.and_then(|e| self.find_order_id(e, "externalId")) {
+            Some(other) if Some(other) != own => Err(WriteError::new(
+                400,
+                &format!(
+                    "Order with externalId \"{}\" already exists.",
+                    ext.unwrap_or_default()
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses a customer `externalId` already used by another customer of the store.
+    fn check_customer_ext(&self, ext: Option<&str>, own: Option<i64>) -> Result<(), WriteError> {
+        match ext.and_then(|e| self.find_customer_id(e, "externalId")) {
+            Some(other) if Some(other) != own => Err(WriteError::new(
+                400,
+                &format!(
+                    "Customer with externalId \"{}\" already exists.",
+                    ext.unwrap_or_default()
+                ),
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -649,7 +781,9 @@ impl MockState {
             .as_object()
             .ok_or_else(|| WriteError::new(400, "Errors in the entity format"))?;
         let id = self.next_order_id;
-        let at = self.change_time();
+        let external_id = obj.get("externalId").and_then(patch_str);
+        self.check_order_ext(external_id.as_deref(), None)?;
+        let at = self.creation_time();
         let status = obj
             .get("status")
             .and_then(patch_str)
@@ -675,20 +809,32 @@ impl MockState {
             }
         }
         let total = items_total(obj.get("items")).unwrap_or(Kopecks(0));
+        let created_at = match obj.get("createdAt").and_then(patch_str) {
+            None => fmt_time(at),
+            Some(t) => {
+                NaiveDateTime::parse_from_str(&t, crate::crm::decode::CRM_DATETIME_FORMAT)
+                    .map_err(|_| {
+                        let mut e = WriteError::new(400, "Errors in the entity format");
+                        e.errors.insert(
+                            "createdAt".into(),
+                            "This value is not a valid datetime.".into(),
+                        );
+                        e
+                    })?;
+                t
+            }
+        };
         let o = MockOrder {
             id,
             number: obj
                 .get("number")
                 .and_then(patch_str)
                 .unwrap_or_else(|| format!("{id}A")),
-            external_id: obj.get("externalId").and_then(patch_str),
+            external_id,
             site: self.site.clone(),
             status,
             status_updated_at: fmt_time(at),
-            created_at: obj
-                .get("createdAt")
-                .and_then(patch_str)
-                .unwrap_or_else(|| fmt_time(at)),
+            created_at,
             order_type: "eshop-individual",
             order_method: "shopping-cart",
             first_name: obj.get("firstName").and_then(patch_str),
@@ -699,6 +845,8 @@ impl MockState {
             total_summ: total,
             currency: "RUB",
             customer_id,
+            corporate: None,
+            contact_id: None,
             payments: BTreeMap::new(),
             custom_fields: PhpMap::default(),
         };
@@ -718,6 +866,9 @@ impl MockState {
         let id = self
             .find_order_id(key, by)
             .ok_or_else(|| WriteError::new(404, "Not found"))?;
+        if let Some(ext) = obj.get("externalId") {
+            self.check_order_ext(patch_str(ext).as_deref(), Some(id))?;
+        }
         if let Some(status) = obj.get("status").and_then(patch_str) {
             if !all_status_codes().contains(&status.as_str()) {
                 let mut e = WriteError::new(400, "Errors in the entity format");
@@ -760,6 +911,14 @@ impl MockState {
             }
             let old = slot.clone();
             *slot = new.clone();
+            if json_key == "externalId" {
+                if let Some(o) = &old {
+                    self.order_ext.remove(&(next.site.clone(), o.clone()));
+                }
+                if let Some(n) = &new {
+                    self.order_ext.insert((next.site.clone(), n.clone()), id);
+                }
+            }
             let at = self.change_time();
             let entity = Self::order_ref(&next);
             self.orders.insert(id, Arc::new(next));
@@ -783,7 +942,9 @@ impl MockState {
             .as_object()
             .ok_or_else(|| WriteError::new(400, "Errors in the entity format"))?;
         let id = self.next_customer_id;
-        let at = self.change_time();
+        let external_id = obj.get("externalId").and_then(patch_str);
+        self.check_customer_ext(external_id.as_deref(), None)?;
+        let at = self.creation_time();
         let phones = obj
             .get("phones")
             .and_then(Value::as_array)
@@ -797,7 +958,7 @@ impl MockState {
         let c = MockCustomer {
             kind: "customer",
             id,
-            external_id: obj.get("externalId").and_then(patch_str),
+            external_id,
             site: self.site.clone(),
             created_at: fmt_time(at),
             first_name: obj.get("firstName").and_then(patch_str),
@@ -825,6 +986,9 @@ impl MockState {
         let id = self
             .find_customer_id(key, by)
             .ok_or_else(|| WriteError::new(404, "Not found"))?;
+        if let Some(ext) = obj.get("externalId") {
+            self.check_customer_ext(patch_str(ext).as_deref(), Some(id))?;
+        }
         let phones = obj.get("phones").and_then(Value::as_array).map(|a| {
             a.iter()
                 .filter_map(|p| p.get("number").and_then(patch_str))
@@ -838,52 +1002,148 @@ impl MockState {
             obj.get("lastName").map(patch_str),
             "api",
         );
+        if let Some(ext) = obj.get("externalId") {
+            self.set_customer_external_id(id, patch_str(ext), "api");
+        }
         Ok(id)
+    }
+
+    /// Changes a customer's `externalId` (an `external_id` record), keeping the index.
+    fn set_customer_external_id(&mut self, id: i64, ext: Option<String>, source: &'static str) {
+        let Some(current) = self.customers.get(&id).cloned() else {
+            return;
+        };
+        if current.external_id == ext {
+            return;
+        }
+        let mut next = (*current).clone();
+        if let Some(old) = &current.external_id {
+            self.customer_ext.remove(&(next.site.clone(), old.clone()));
+        }
+        if let Some(new) = &ext {
+            self.customer_ext
+                .insert((next.site.clone(), new.clone()), id);
+        }
+        next.external_id = ext.clone();
+        let entity = Self::customer_ref(&next);
+        self.customers.insert(id, Arc::new(next));
+        let at = self.change_time();
+        let opt = |v: Option<String>| v.map(Value::String).unwrap_or(Value::Null);
+        self.push_customer_hist(
+            source,
+            at,
+            entity,
+            HistKind::Field {
+                field: "external_id".into(),
+                old: opt(current.external_id.clone()),
+                new: opt(ext),
+            },
+        );
     }
 
     // -----------------------------------------------------------------------------------------
     // Reads (rendered to the wire shape)
     // -----------------------------------------------------------------------------------------
 
-    /// Renders an order as the API shows it (customer embedded from its current state).
+    /// Renders an order as the API shows it on lists (customer, corporate customer and contact
+    /// embedded from their current state; `payments` keyed by id).
     pub fn render_order(&self, o: &MockOrder) -> Box<RawValue> {
-        let customer = o
-            .customer_id
-            .and_then(|cid| self.customers.get(&cid))
-            .map(|c| &**c);
-        raw(&OrderView { order: o, customer })
+        raw(&self.order_view(o, PaymentsView::Map(&o.payments)))
     }
 
-    /// A page of orders, newest first: `(items, totalCount)`.
-    pub fn orders_page(&self, page: u32, limit: u32) -> (Vec<Box<RawValue>>, usize) {
-        self.orders_page_from(page, limit, None)
+    /// Renders an order as a `created` history record shows it (`payments` as a list).
+    fn render_order_created(&self, o: &MockOrder) -> Box<RawValue> {
+        raw(&self.order_view(o, PaymentsView::List(&o.payments)))
     }
 
-    /// A page of the orders created at or after `created_from` (`Y-m-d[ H:i:s]`), newest first.
-    pub fn orders_page_from(
+    fn order_view<'a>(&'a self, o: &'a MockOrder, payments: PaymentsView<'a>) -> OrderView<'a> {
+        let ordinary = |id: Option<i64>| id.and_then(|cid| self.customers.get(&cid)).map(|c| &**c);
+        let customer = match &o.corporate {
+            Some(corp) => Some(CustomerView::Corporate(corp)),
+            None => ordinary(o.customer_id).map(CustomerView::Ordinary),
+        };
+        OrderView {
+            order: o,
+            customer,
+            contact: ordinary(o.contact_id),
+            payments,
+        }
+    }
+
+    /// The live order ids (ascending) matching `f`: all of them without a filter, a lookup
+    /// with `ids`/`externalIds`, else one scan, cached until the order history grows.
+    fn matching_order_ids(&self, f: &ListFilter) -> IdSet<'_> {
+        let pick = |o: &MockOrder| {
+            f.site_ok(&o.site)
+                && f.created_ok(&o.created_at)
+                && (f.numbers.is_empty() || f.numbers.contains(&o.number))
+        };
+        let keyed = narrow(
+            f.ids.as_deref(),
+            &f.external_ids,
+            |id| self.orders.contains_key(id),
+            |ext| self.find_order_id(ext, "externalId"),
+        );
+        if let Some(mut ids) = keyed {
+            ids.retain(|id| self.orders.get(id).is_some_and(|o| pick(o)));
+            return IdSet::Owned(ids);
+        }
+        if *f == ListFilter::default() {
+            return IdSet::All(&self.order_ids);
+        }
+        IdSet::Shared(cached(
+            &self.order_list_cache,
+            f,
+            self.next_order_hist,
+            || {
+                let others = !f.sites.is_empty() || !f.numbers.is_empty();
+                let keep = |id: &i64| !others || self.orders.get(id).is_some_and(|o| pick(o));
+                in_window(&self.orders_by_created, f, &self.order_ids, keep)
+            },
+        ))
+    }
+
+    /// The live customer ids (ascending) matching `f`.
+    fn matching_customer_ids(&self, f: &ListFilter) -> IdSet<'_> {
+        let pick = |c: &MockCustomer| f.site_ok(&c.site) && f.created_ok(&c.created_at);
+        let keyed = narrow(
+            f.ids.as_deref(),
+            &f.external_ids,
+            |id| self.customers.contains_key(id),
+            |ext| self.find_customer_id(ext, "externalId"),
+        );
+        if let Some(mut ids) = keyed {
+            ids.retain(|id| self.customers.get(id).is_some_and(|c| pick(c)));
+            return IdSet::Owned(ids);
+        }
+        if *f == ListFilter::default() {
+            return IdSet::All(&self.customer_ids);
+        }
+        IdSet::Shared(cached(
+            &self.customer_list_cache,
+            f,
+            self.next_customer_hist,
+            || {
+                let others = !f.sites.is_empty();
+                let keep = |id: &i64| !others || self.customers.get(id).is_some_and(|c| pick(c));
+                in_window(&self.customers_by_created, f, &self.customer_ids, keep)
+            },
+        ))
+    }
+
+    fn next_request(&self) -> u64 {
+        self.list_requests.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A page of `/orders` matching `f`, in [`Self::list_order`]: `(items, totalCount)`.
+    pub fn orders_list(
         &self,
+        f: &ListFilter,
         page: u32,
         limit: u32,
-        created_from: Option<&str>,
     ) -> (Vec<Box<RawValue>>, usize) {
-        let filtered: Vec<i64>;
-        let all = match created_from {
-            None => &self.order_ids,
-            Some(from) => {
-                filtered = self
-                    .order_ids
-                    .iter()
-                    .copied()
-                    .filter(|id| {
-                        self.orders
-                            .get(id)
-                            .is_some_and(|o| o.created_at.as_str() >= from)
-                    })
-                    .collect();
-                &filtered
-            }
-        };
-        let ids = page_ids(all, page, limit, self.newest_first);
+        let all = self.matching_order_ids(f);
+        let ids = page_ids(&all, page, limit, self.list_order, self.next_request());
         let items = ids
             .iter()
             .filter_map(|id| self.orders.get(id))
@@ -892,54 +1152,33 @@ impl MockState {
         (items, all.len())
     }
 
-    /// A page of customers, newest first.
-    pub fn customers_page(&self, page: u32, limit: u32) -> (Vec<Box<RawValue>>, usize) {
-        let ids = page_ids(&self.customer_ids, page, limit, self.newest_first);
+    /// A page of `/customers` matching `f`.
+    pub fn customers_list(
+        &self,
+        f: &ListFilter,
+        page: u32,
+        limit: u32,
+    ) -> (Vec<Box<RawValue>>, usize) {
+        let all = self.matching_customer_ids(f);
+        let ids = page_ids(&all, page, limit, self.list_order, self.next_request());
         let items = ids
             .iter()
             .filter_map(|id| self.customers.get(id))
             .map(|c| raw(&**c))
             .collect();
-        (items, self.customer_ids.len())
+        (items, all.len())
     }
 
-    /// Orders matching `ids` (missing ids are skipped), newest first, paged.
-    pub fn orders_by_ids(&self, ids: &[i64], page: u32, limit: u32) -> (Vec<Box<RawValue>>, usize) {
-        let mut found: Vec<i64> = ids
-            .iter()
-            .copied()
-            .filter(|id| self.orders.contains_key(id))
-            .collect();
-        found.sort_unstable();
-        found.dedup();
-        let items = page_ids(&found, page, limit, self.newest_first)
-            .iter()
-            .filter_map(|id| self.orders.get(id))
-            .map(|o| self.render_order(o))
-            .collect();
-        (items, found.len())
+    /// `GET /orders/{key}?by=`: the rendered order, if it exists.
+    pub fn order_by(&self, key: &str, by: &str) -> Option<Box<RawValue>> {
+        let id = self.find_order_id(key, by)?;
+        self.orders.get(&id).map(|o| self.render_order(o))
     }
 
-    /// Customers matching `ids`.
-    pub fn customers_by_ids(
-        &self,
-        ids: &[i64],
-        page: u32,
-        limit: u32,
-    ) -> (Vec<Box<RawValue>>, usize) {
-        let mut found: Vec<i64> = ids
-            .iter()
-            .copied()
-            .filter(|id| self.customers.contains_key(id))
-            .collect();
-        found.sort_unstable();
-        found.dedup();
-        let items = page_ids(&found, page, limit, self.newest_first)
-            .iter()
-            .filter_map(|id| self.customers.get(id))
-            .map(|c| raw(&**c))
-            .collect();
-        (items, found.len())
+    /// `GET /customers/{key}?by=`: the rendered customer, if it exists.
+    pub fn customer_by(&self, key: &str, by: &str) -> Option<Box<RawValue>> {
+        let id = self.find_customer_id(key, by)?;
+        self.customers.get(&id).map(|c| raw(&**c))
     }
 
     fn render_hist<E>(
@@ -952,14 +1191,29 @@ impl MockState {
             HistKind::Created(snapshot) => render_created(snapshot),
             _ => raw(&h.entity),
         };
+        let is_order = entity_key == "order";
         let (field, old_value, new_value, created, deleted) = match &h.kind {
+            // The live API: an order's creation is a `status` record `null -> {code}`, a
+            // customer's an `id` record `null -> id`.
+            HistKind::Created(_) if is_order => (
+                "status",
+                Value::Null,
+                json!({"code": h.entity.status}),
+                true,
+                false,
+            ),
             HistKind::Created(_) => ("id", Value::Null, json!(h.entity.id), true, false),
             HistKind::Field { field, old, new } => {
                 (field.as_str(), old.clone(), new.clone(), false, false)
             }
-            HistKind::Deleted => ("id", json!(h.entity.id), Value::Null, false, true),
+            HistKind::Deleted | HistKind::Combined { .. } => {
+                ("id", json!(h.entity.id), Value::Null, false, true)
+            }
         };
-        let is_order = entity_key == "order";
+        let combined_to = match &h.kind {
+            HistKind::Combined { into } => Some(raw(into)),
+            _ => None,
+        };
         raw(&HistView {
             id: h.id,
             created_at: &h.created_at,
@@ -973,75 +1227,189 @@ impl MockState {
             new_value,
             order: is_order.then_some(&*entity),
             customer: (!is_order).then_some(&*entity),
+            combined_to: combined_to.as_deref(),
         })
     }
 
-    /// A history page: with `since_id`, records with id > since_id (page 1 only); without it,
-    /// page `page` of the whole history. Returns `(records, totalCount, currentPage)`.
-    fn history_slice<E>(
-        hist: &[HistEntry<E>],
-        since_id: Option<i64>,
-        page: u32,
-        limit: u32,
-    ) -> (&[HistEntry<E>], usize, u32) {
-        let rest = match since_id {
-            Some(s) => &hist[hist.partition_point(|h| h.id <= s)..],
-            None => hist,
-        };
-        let skip = (page.saturating_sub(1) as usize).saturating_mul(limit as usize);
-        let start = skip.min(rest.len());
-        let end = (start + limit as usize).min(rest.len());
-        (&rest[start..end], rest.len(), page.max(1))
-    }
-
-    /// Rendered order history page: `(records, totalCount, currentPage)`.
-    pub fn order_history_page(
-        &self,
-        since_id: Option<i64>,
-        page: u32,
-        limit: u32,
-    ) -> (Vec<Box<RawValue>>, usize, u32) {
-        let (slice, total, cur) = Self::history_slice(&self.order_history, since_id, page, limit);
-        let items = slice
+    /// Rendered order history page: `(records, totalCount)`.
+    pub fn order_history_page(&self, q: &HistQuery) -> (Vec<Box<RawValue>>, u64) {
+        let page = super::history::query(&self.order_pad, &self.order_history, q);
+        let items = page
+            .slots
             .iter()
-            .map(|h| self.render_hist(h, "order", |o| self.render_order(o)))
+            .map(|slot| match slot {
+                Slot::Virtual(p) => self.order_pad.render(*p, "order", &self.site),
+                Slot::Real(h) => self.render_hist(h, "order", |o| self.render_order_created(o)),
+            })
             .collect();
-        (items, total, cur)
+        (items, page.total)
     }
 
     /// Rendered customer history page.
-    pub fn customer_history_page(
-        &self,
-        since_id: Option<i64>,
-        page: u32,
-        limit: u32,
-    ) -> (Vec<Box<RawValue>>, usize, u32) {
-        let (slice, total, cur) =
-            Self::history_slice(&self.customer_history, since_id, page, limit);
-        let items = slice
+    pub fn customer_history_page(&self, q: &HistQuery) -> (Vec<Box<RawValue>>, u64) {
+        let page = super::history::query(&self.customer_pad, &self.customer_history, q);
+        let items = page
+            .slots
             .iter()
-            .map(|h| self.render_hist(h, "customer", raw))
+            .map(|slot| match slot {
+                Slot::Virtual(p) => self.customer_pad.render(*p, "customer", &self.site),
+                Slot::Real(h) => self.render_hist(h, "customer", raw),
+            })
             .collect();
-        (items, total, cur)
+        (items, page.total)
+    }
+
+    /// Prepends `count` virtual history records to `stream`, older than every record so far,
+    /// with ids spaced by `stride` (1: dense). Every existing record id (and the next id) moves
+    /// up by `count * stride`, so ids stay strictly ascending. Costs O(real records) once and
+    /// no memory per virtual record.
+    pub fn pad_history(&mut self, stream: Stream, count: u64, stride: u64) {
+        match stream {
+            Stream::Orders => {
+                let shift = self.order_pad.prepend(count, stride);
+                shift_ids(&mut self.order_history, &mut self.next_order_hist, shift);
+            }
+            Stream::Customers => {
+                let shift = self.customer_pad.prepend(count, stride);
+                shift_ids(
+                    &mut self.customer_history,
+                    &mut self.next_customer_hist,
+                    shift,
+                );
+            }
+        }
+    }
+
+    /// History records of `stream`, virtual and real.
+    pub fn history_len(&self, stream: Stream) -> u64 {
+        match stream {
+            Stream::Orders => self.order_pad.len() + self.order_history.len() as u64,
+            Stream::Customers => self.customer_pad.len() + self.customer_history.len() as u64,
+        }
     }
 
     /// Newest history record ids `(orders, customers)`.
     pub fn latest_history_ids(&self) -> (Option<i64>, Option<i64>) {
+        let latest = |pad: &Padding, last: Option<i64>| {
+            last.or_else(|| (!pad.is_empty()).then(|| pad.id_at(pad.len() - 1)))
+        };
         (
-            self.order_history.last().map(|h| h.id),
-            self.customer_history.last().map(|h| h.id),
+            latest(&self.order_pad, self.order_history.last().map(|h| h.id)),
+            latest(
+                &self.customer_pad,
+                self.customer_history.last().map(|h| h.id),
+            ),
         )
     }
 
-    /// Counts of live entities and history records.
+    /// Counts of live entities and history records (virtual ones included).
     pub fn counts(&self) -> HashMap<&'static str, usize> {
         HashMap::from([
             ("orders", self.orders.len()),
             ("customers", self.customers.len()),
-            ("order_history", self.order_history.len()),
-            ("customer_history", self.customer_history.len()),
+            ("order_history", self.history_len(Stream::Orders) as usize),
+            (
+                "customer_history",
+                self.history_len(Stream::Customers) as usize,
+            ),
         ])
     }
+}
+
+/// The ids named by `filter[ids][]` and/or `filter[externalIds][]` (live ones, ascending,
+/// intersected when both are given); `None` when neither is.
+fn narrow(
+    ids: Option<&[i64]>,
+    external_ids: &[String],
+    live: impl Fn(&i64) -> bool,
+    by_ext: impl Fn(&str) -> Option<i64>,
+) -> Option<Vec<i64>> {
+    if ids.is_none() && external_ids.is_empty() {
+        return None;
+    }
+    let mut out: Vec<i64> = match ids {
+        Some(ids) => ids.iter().copied().filter(|id| live(id)).collect(),
+        None => external_ids.iter().filter_map(|e| by_ext(e)).collect(),
+    };
+    if ids.is_some() && !external_ids.is_empty() {
+        let named: Vec<i64> = external_ids.iter().filter_map(|e| by_ext(e)).collect();
+        out.retain(|id| named.contains(id));
+    }
+    out.sort_unstable();
+    out.dedup();
+    Some(out)
+}
+
+/// Matching ids, ascending, however they were found.
+enum IdSet<'a> {
+    All(&'a [i64]),
+    Owned(Vec<i64>),
+    Shared(Arc<Vec<i64>>),
+}
+
+impl std::ops::Deref for IdSet<'_> {
+    type Target = [i64];
+    fn deref(&self) -> &[i64] {
+        match self {
+            IdSet::All(ids) => ids,
+            IdSet::Owned(ids) => ids,
+            IdSet::Shared(ids) => ids,
+        }
+    }
+}
+
+/// The ids (ascending) created inside `f`'s window (from the creation index; all of `all`
+/// without a window) that `keep` accepts.
+fn in_window(
+    index: &BTreeSet<(u64, i64)>,
+    f: &ListFilter,
+    all: &[i64],
+    keep: impl Fn(&i64) -> bool,
+) -> Vec<i64> {
+    if f.created_from.is_none() && f.created_to.is_none() {
+        return all.iter().copied().filter(|id| keep(id)).collect();
+    }
+    let lo = f.created_from.as_deref().map_or(0, time_key);
+    let hi = f.created_to.as_deref().map_or(u64::MAX, time_key);
+    if lo > hi {
+        return Vec::new();
+    }
+    let mut ids: Vec<i64> = index
+        .range((lo, i64::MIN)..=(hi, i64::MAX))
+        .map(|(_, id)| *id)
+        .filter(|id| keep(id))
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// The cached ids for `f` at `generation`, or `compute()` (then cached, the oldest of
+/// [`CACHED_FILTERS`] entries making room).
+fn cached(
+    cache: &ListCache,
+    f: &ListFilter,
+    generation: i64,
+    compute: impl FnOnce() -> Vec<i64>,
+) -> Arc<Vec<i64>> {
+    let mut entries = cache.lock().unwrap_or_else(|e| e.into_inner());
+    entries.retain(|(_, g, _)| *g == generation);
+    if let Some((_, _, ids)) = entries.iter().find(|(key, _, _)| key == f) {
+        return ids.clone();
+    }
+    let ids = Arc::new(compute());
+    if entries.len() >= CACHED_FILTERS {
+        entries.remove(0);
+    }
+    entries.push((f.clone(), generation, ids.clone()));
+    ids
+}
+
+/// Moves every record id (and the next id) of a stream up by `shift`.
+fn shift_ids<E>(history: &mut [HistEntry<E>], next_id: &mut i64, shift: i64) {
+    for h in history.iter_mut() {
+        h.id += shift;
+    }
+    *next_id += shift;
 }
 
 /// Sum of `initialPrice * quantity` over `items` (prices in roubles, exact to the kopeck).

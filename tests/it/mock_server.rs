@@ -8,7 +8,7 @@ use retailcrm_sync::mock::{FaultConfig, MockConfig, MockCrm, MockHandle};
 use serde_json::Value;
 
 /// The throughput and capacity tests take the whole (shared, 2-core) machine: one at a time.
-static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn mock(orders: u64, customers: u64, seed: u64) -> MockHandle {
     MockCrm::start(MockConfig {

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use retailcrm_sync::mock::FaultConfig;
-use retailcrm_sync::mock::state::ListOrder;
+use retailcrm_sync::mock::ListOrder;
 use retailcrm_sync::sync::JobSpec;
 
 use crate::sync_support::{Spec, World};
