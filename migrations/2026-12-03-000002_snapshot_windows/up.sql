@@ -3,6 +3,9 @@
 -- the snapshot runs, whatever the list's sort order). snapshot_from is where the next window
 -- starts (`Y-m-d H:i:s`, account time), so an interrupted snapshot resumes there.
 ALTER TABLE sync_cursors ADD COLUMN snapshot_from TEXT;
+-- The account's clock when the anchor was taken (history's generatedAt): entities created
+-- later are in history after the anchor, so the windows need not go past it (plus a margin).
+ALTER TABLE sync_cursors ADD COLUMN snapshot_until TEXT;
 -- The resync job that reset this cursor: its retries (and a rerun after a crash) resume the
 -- snapshot they started instead of starting over.
 ALTER TABLE sync_cursors ADD COLUMN snapshot_job TEXT;

@@ -42,6 +42,8 @@ pub struct Probe {
     /// True when the page holds every matching record (`currentPage >= totalPageCount`, or
     /// fewer records than the limit).
     pub last: bool,
+    /// The response's `generatedAt` (the account's clock), raw.
+    pub generated_at: Option<String>,
 }
 
 impl Probe {
@@ -65,7 +67,7 @@ impl Probe {
 }
 
 /// The outcome of a search.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Anchor {
     /// The newest id found (`None`: the history is empty).
     pub newest: Option<i64>,
@@ -74,6 +76,10 @@ pub struct Anchor {
     /// False when the budget ran out: `newest` is then only a lower bound (still a safe
     /// anchor, the history walk from it is longer).
     pub exact: bool,
+    /// `generatedAt` of the last response (the account's clock when `newest` was the newest
+    /// or later): every entity created before it has its creation record at or below
+    /// `newest`, so it is in the list a snapshot reads; anything later is in history after it.
+    pub generated_at: Option<String>,
 }
 
 /// Requests a search may spend before it settles for its best lower bound.
@@ -89,12 +95,14 @@ where
 {
     let limit = i64::from(limit.max(1));
     let first = probe(None).await?;
+    let mut seen_at = first.generated_at.clone();
     let mut requests = 1u32;
     let Some(mut lo) = first.max() else {
         return Ok(Anchor {
             newest: None,
             requests,
             exact: true,
+            generated_at: seen_at.clone(),
         });
     };
     if first.last {
@@ -102,6 +110,7 @@ where
             newest: Some(lo),
             requests,
             exact: true,
+            generated_at: seen_at.clone(),
         });
     }
     let mut density = first.density().unwrap_or(1.0);
@@ -140,6 +149,9 @@ where
         let interpolated = interp.is_some() && !(hi.is_some() && bisect_next);
         let p = probe(Some(x)).await?;
         requests += 1;
+        if p.generated_at.is_some() {
+            seen_at.clone_from(&p.generated_at);
+        }
         match p.max() {
             None => hi = Some(hi.map_or(x, |h| h.min(x))),
             Some(m) => {
@@ -149,6 +161,7 @@ where
                         newest: Some(lo),
                         requests,
                         exact: true,
+                        generated_at: seen_at.clone(),
                     });
                 }
                 if interpolated {
@@ -167,6 +180,7 @@ where
                     newest: Some(lo),
                     requests,
                     exact: true,
+                    generated_at: seen_at.clone(),
                 });
             }
             // Interpolation that did not halve the interval gives way to bisection once.
@@ -177,6 +191,7 @@ where
         newest: Some(lo),
         requests,
         exact: false,
+        generated_at: seen_at,
     })
 }
 
@@ -208,6 +223,7 @@ mod tests {
             let rest = &ids[start..];
             let page: Vec<i64> = rest.iter().take(limit).copied().collect();
             let out = Probe {
+                generated_at: Some(format!("2026-01-01 00:00:{:02}", rest.len() % 60)),
                 last: rest.len() <= limit,
                 total: self.with_total.then_some(rest.len() as u64),
                 ids: page,

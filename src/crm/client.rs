@@ -465,6 +465,7 @@ impl CrmClient {
         let has_pagination = p.total_page_count > 0 || p.total_count > 0;
         let shown = page.items.len() as u64;
         Ok(anchor::Probe {
+            generated_at: page.generated_at.clone(),
             last: shown < u64::from(ANCHOR_PROBE_LIMIT) || (has_pagination && p.is_last()),
             total: (has_pagination && p.total_count >= shown).then_some(p.total_count),
             ids,

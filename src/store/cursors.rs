@@ -28,6 +28,10 @@ pub struct Cursor {
     /// The resync job that reset this cursor, so its retries resume instead of starting over.
     #[serde(default)]
     pub snapshot_job: Option<String>,
+    /// During the first full listing: the account's clock when the anchor was taken
+    /// (`Y-m-d H:i:s`); the windows stop a margin after it. `None` when RetailCRM did not say.
+    #[serde(default)]
+    pub snapshot_until: Option<String>,
     /// Bumped by every commit; a commit must present the version it read.
     pub version: i64,
 }
@@ -80,6 +84,8 @@ struct CursorRow {
     snapshot_from: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     snapshot_job: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    snapshot_until: Option<String>,
     #[diesel(sql_type = BigInt)]
     version: i64,
 }
@@ -92,6 +98,7 @@ impl From<CursorRow> for Cursor {
             snapshot_total: r.snapshot_total,
             snapshot_from: r.snapshot_from,
             snapshot_job: r.snapshot_job,
+            snapshot_until: r.snapshot_until,
             version: r.version,
         }
     }
@@ -102,8 +109,8 @@ impl Store {
     pub async fn load_cursor(&self, project_id: i64, stream: Stream) -> Result<Cursor, StoreError> {
         let mut conn = self.conn().await?;
         let rows: Vec<CursorRow> = prepared(
-            "SELECT since_id, snapshot_page, snapshot_total, snapshot_from, snapshot_job, version \
-             FROM sync_cursors \
+            "SELECT since_id, snapshot_page, snapshot_total, snapshot_from, snapshot_job, \
+             snapshot_until, version FROM sync_cursors \
              WHERE project_id = $1 AND stream = $2",
         )
         .bind::<BigInt, _>(project_id)
@@ -151,9 +158,10 @@ pub(crate) async fn compare_and_set(
         prepared(
             "INSERT INTO sync_cursors \
              (project_id, stream, since_id, snapshot_page, snapshot_total, snapshot_from, \
-              snapshot_job, version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 1) ON CONFLICT (project_id, stream) DO NOTHING \
-             RETURNING since_id, snapshot_page, snapshot_total, snapshot_from, snapshot_job, version",
+              snapshot_job, snapshot_until, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1) ON CONFLICT (project_id, stream) DO NOTHING \
+             RETURNING since_id, snapshot_page, snapshot_total, snapshot_from, snapshot_job, \
+             snapshot_until, version",
         )
         .bind::<BigInt, _>(project_id)
         .bind::<Text, _>(stream.as_str())
@@ -162,15 +170,18 @@ pub(crate) async fn compare_and_set(
         .bind::<Nullable<BigInt>, _>(next.snapshot_total)
         .bind::<Nullable<Text>, _>(next.snapshot_from.as_deref())
         .bind::<Nullable<Text>, _>(next.snapshot_job.as_deref())
+        .bind::<Nullable<Text>, _>(next.snapshot_until.as_deref())
         .load(conn)
         .await
         .map_err(op("insert cursor"))?
     } else {
         prepared(
             "UPDATE sync_cursors SET since_id = $3, snapshot_page = $4, snapshot_total = $6, \
-             snapshot_from = $7, snapshot_job = $8, version = version + 1, updated_at = now() \
+             snapshot_from = $7, snapshot_job = $8, snapshot_until = $9, version = version + 1, \
+             updated_at = now() \
              WHERE project_id = $1 AND stream = $2 AND version = $5 \
-             RETURNING since_id, snapshot_page, snapshot_total, snapshot_from, snapshot_job, version",
+             RETURNING since_id, snapshot_page, snapshot_total, snapshot_from, snapshot_job, \
+             snapshot_until, version",
         )
         .bind::<BigInt, _>(project_id)
         .bind::<Text, _>(stream.as_str())
@@ -180,6 +191,7 @@ pub(crate) async fn compare_and_set(
         .bind::<Nullable<BigInt>, _>(next.snapshot_total)
         .bind::<Nullable<Text>, _>(next.snapshot_from.as_deref())
         .bind::<Nullable<Text>, _>(next.snapshot_job.as_deref())
+        .bind::<Nullable<Text>, _>(next.snapshot_until.as_deref())
         .load(conn)
         .await
         .map_err(op("advance cursor"))?

@@ -77,6 +77,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         snapshot_from -> Nullable<Text>,
         snapshot_job -> Nullable<Text>,
+        snapshot_until -> Nullable<Text>,
     }
 }
 

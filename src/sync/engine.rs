@@ -368,6 +368,7 @@ impl Engine {
             snapshot_total: None,
             snapshot_from: None,
             snapshot_job: self.job_id.clone(),
+            snapshot_until: None,
             version: cursor.version,
         };
         self.commit_cursor_only(stream, &cursor, &fresh).await?;
@@ -394,13 +395,15 @@ impl Engine {
         if cursor.since_id.is_none() && cursor.snapshot_page.is_none() {
             // First sync: the anchor is taken before the first page, so every change made while
             // we page is in history after it.
-            let anchor = self.client.latest_history_id(stream).await?.unwrap_or(0);
+            let found = self.client.history_anchor(stream).await?;
+            let anchor = found.newest.unwrap_or(0);
             let next = Cursor {
                 since_id: Some(anchor),
                 snapshot_page: Some(1),
                 snapshot_total: None,
                 snapshot_from: None,
                 snapshot_job: cursor.snapshot_job.clone(),
+                snapshot_until: found.generated_at,
                 version: cursor.version,
             };
             cursor = self.commit_cursor_only(stream, &cursor, &next).await?;
@@ -541,6 +544,9 @@ impl Engine {
             snapshot_total: batch.next_snapshot_total,
             snapshot_from: batch.next_snapshot_from.clone(),
             snapshot_job: expected.snapshot_job.clone(),
+            snapshot_until: batch
+                .next_snapshot_page
+                .and(expected.snapshot_until.clone()),
             version: expected.version,
         };
         let started = Instant::now();

@@ -224,6 +224,7 @@ async fn poison_is_stored_with_the_batch() {
         snapshot_total: Some(1234),
         snapshot_from: Some("2026-05-01 10:00:00".into()),
         snapshot_job: Some("job-1".into()),
+        snapshot_until: Some("2026-05-01 09:00:00".into()),
         version: 0,
     };
     let out = store
@@ -238,6 +239,7 @@ async fn poison_is_stored_with_the_batch() {
             snapshot_total: Some(1234),
             snapshot_from: Some("2026-05-01 10:00:00".into()),
             snapshot_job: Some("job-1".into()),
+            snapshot_until: Some("2026-05-01 09:00:00".into()),
             version: 1
         }
     );

@@ -48,7 +48,7 @@ use crate::sync::mapping::MappingContext;
 pub(crate) const MAX_ROUNDS: u32 = 6;
 
 /// Share of a page a window aims to fill: room for the estimate to be off.
-const FILL: f64 = 0.7;
+const FILL: f64 = 0.85;
 
 /// Where the windows start when nothing narrower is known: before any RetailCRM account.
 fn floor() -> NaiveDateTime {
@@ -150,6 +150,11 @@ pub(crate) fn next_width(width: Duration, count: u64, limit: u32, g: Granularity
     Duration::seconds(secs).clamp(g.min_width(), max)
 }
 
+/// Half a duration, in whole seconds (the filters have no finer unit).
+fn half(d: Duration) -> Duration {
+    Duration::seconds(d.num_seconds() / 2)
+}
+
 /// What a window's first request showed, in a form independent of the stream.
 struct Shown {
     batch: Batch,
@@ -191,18 +196,34 @@ struct Plan {
     from: NaiveDateTime,
     width: Duration,
     g: Granularity,
-    /// Entities still to read (from the last open-ended window's count), when known.
+    /// Where the windows end: the account's clock at the anchor plus [`UNTIL_MARGIN`] (what is
+    /// created later is in history after the anchor). `None` when RetailCRM gave no clock: the
+    /// last window is then open-ended.
+    until: Option<NaiveDateTime>,
+    /// The account's clock at the anchor: windows starting after it hold nothing the history
+    /// walk will not bring, so their verification may give up without failing the job.
+    anchor_time: Option<NaiveDateTime>,
+    /// Entities still to read (from the last window reaching the end), when known.
     remaining: Option<i64>,
     /// Windows committed so far (kept in `snapshot_page` for the operator).
     windows: i32,
     /// Size of the list when the snapshot started (for progress).
     total: Option<i64>,
-    /// Empty windows in a row: the estimate is off, ask an open-ended window.
+    /// Empty windows in a row: the estimate is off, ask a window reaching the end.
     empty_run: u32,
+    /// The end of the last window found too full, while it is still ahead: the next windows
+    /// bisect towards it rather than grow past it again.
+    overfull_to: Option<NaiveDateTime>,
+    /// The last window read held entities, so its density predicts the next one's.
+    dense: bool,
     /// Entities of the last window created in its final second (or day): the next window
     /// starts there too, and returns them again; they are not committed twice.
     boundary: HashSet<i64>,
 }
+
+/// How far past the anchor's clock the windows go, for clocks of RetailCRM's servers that
+/// disagree a little (an entity stamped by one, the anchor's `generatedAt` by another).
+const UNTIL_MARGIN: Duration = Duration::minutes(5);
 
 impl Engine {
     /// Reads the whole list of `stream` window by window from `cursor.snapshot_from` (the
@@ -217,29 +238,49 @@ impl Engine {
         let limit = self.page_size.max(20);
         debug_assert!(limit <= MAX_LIMIT);
         let start = self.snapshot_floor(stream);
-        let resumed = cursor
-            .snapshot_from
-            .as_deref()
-            .and_then(|s| NaiveDateTime::parse_from_str(s, CRM_DATETIME_FORMAT).ok());
+        let parse = |s: Option<&String>| {
+            s.and_then(|s| NaiveDateTime::parse_from_str(s.trim(), CRM_DATETIME_FORMAT).ok())
+        };
+        let resumed = parse(cursor.snapshot_from.as_ref());
+        let anchor_time = parse(cursor.snapshot_until.as_ref());
         let mut plan = Plan {
             from: resumed.map_or(start, |r| r.max(start)),
             width: Duration::days(1),
             g: Granularity::Seconds,
+            until: anchor_time.map(|t| t + UNTIL_MARGIN),
+            anchor_time,
             remaining: None,
             windows: cursor.snapshot_page.unwrap_or(1).max(1) - 1,
             total: cursor.snapshot_total,
             empty_run: 0,
+            overfull_to: None,
+            dense: false,
             boundary: HashSet::new(),
         };
+        let mut first_response = true;
         loop {
-            let open = plan.g == Granularity::Whole
-                || plan.empty_run >= 4
+            if plan.until.is_some_and(|u| plan.from >= u) {
+                // Resumed after the last window was read: only the end is left to commit.
+                let mut batch = Batch::new(stream);
+                self.stamp(&mut batch, cursor, &plan, None);
+                let _ = tx.send(batch).await;
+                return Ok(());
+            }
+            let to_end = plan.g == Granularity::Whole
+                || (plan.until.is_none() && plan.empty_run >= 4)
                 || plan
                     .remaining
                     .is_none_or(|r| r <= i64::from(limit) * 8 / 10);
+            let to = if to_end {
+                plan.until
+            } else {
+                let t = plan.from + plan.width;
+                Some(plan.until.map_or(t, |u| t.min(u)))
+            };
+            let last = to == plan.until;
             let window = Window {
                 from: plan.from,
-                to: (!open).then(|| plan.from + plan.width),
+                to,
             };
             let shown = self
                 .read_window(stream, &window, plan.g, 1, limit, Vec::new(), ctx)
@@ -264,24 +305,56 @@ impl Engine {
                 continue;
             }
             let count = shown.count();
-            if open && plan.total.is_none() {
+            debug!(
+                project_id = self.project_id(),
+                %stream,
+                from = %window.from,
+                to = ?window.to,
+                granularity = ?plan.g,
+                count,
+                remaining = ?plan.remaining,
+                "snapshot window"
+            );
+            if last && plan.total.is_none() {
                 plan.total = i64::try_from(count).ok();
             }
+            let was_first = std::mem::replace(&mut first_response, false);
             if !shown.complete(limit) {
-                if open {
-                    // More is left than the estimate said: go on with bounded windows.
+                if was_first {
+                    // The first response shows some entities (which ones depends on the sort
+                    // order): the first window ends just before the oldest of them, which
+                    // skips an empty past in one request when the list is served oldest first.
+                    if let Some(oldest) = shown.created.iter().map(|(_, t)| *t).min() {
+                        let w = oldest - Duration::seconds(1) - plan.from;
+                        if w > plan.g.min_width() {
+                            plan.width = w;
+                        }
+                    }
+                }
+                let span = window.to.map(|t| t - window.from);
+                if last {
+                    // The window reaching the end holds more than a page: go on with bounded
+                    // windows, narrower than this one.
                     plan.remaining = i64::try_from(count).ok();
                     plan.empty_run = 0;
-                    if plan.g != Granularity::Whole {
-                        continue;
+                }
+                let can_narrow =
+                    plan.g != Granularity::Whole && span.is_none_or(|s| s > plan.g.min_width());
+                if can_narrow {
+                    plan.overfull_to = window.to;
+                    plan.width = match span {
+                        Some(s) if was_first => plan.width.min(s - plan.g.min_width()),
+                        // Where the last window held entities, its density predicts this one.
+                        Some(s) if plan.dense => next_width(s, count, limit, plan.g),
+                        // Else (the start, or after empty windows) bisect.
+                        Some(s) => half(s),
+                        None => plan.width,
                     }
-                } else if plan.width > plan.g.min_width() {
-                    plan.width = next_width(plan.width, count, limit, plan.g);
+                    .max(plan.g.min_width());
                     continue;
                 }
                 // Cannot narrow further: read it by pages, verified.
                 plan.boundary.clear();
-                let last = open;
                 self.read_verified(stream, cursor, &window, &mut plan, shown, last, ctx, &tx)
                     .await?;
                 if last {
@@ -305,12 +378,12 @@ impl Engine {
                 _ => HashSet::new(),
             };
             plan.windows += 1;
-            let next_from = if open { None } else { window.to };
+            let next_from = if last { None } else { window.to };
             self.stamp(&mut batch, cursor, &plan, next_from);
             if tx.send(batch).await.is_err() {
                 return Ok(()); // the writer stopped; its error is reported
             }
-            if open {
+            if last {
                 info!(project_id = self.project_id(), %stream, windows = plan.windows, "snapshot read");
                 return Ok(());
             }
@@ -323,8 +396,16 @@ impl Engine {
         let count_i = i64::try_from(count).unwrap_or(i64::MAX);
         plan.remaining = plan.remaining.map(|r| r - count_i);
         plan.empty_run = if count == 0 { plan.empty_run + 1 } else { 0 };
-        plan.width = next_width(plan.width, count, limit, plan.g);
         if let Some(to) = window.to {
+            plan.width = next_width(to - window.from, count, limit, plan.g);
+            plan.dense = count > 0;
+            match plan.overfull_to {
+                Some(b) if b > to && count == 0 => {
+                    plan.width = half(b - to).max(plan.g.min_width());
+                }
+                Some(b) if b > to => {}
+                _ => plan.overfull_to = None,
+            }
             plan.from = to;
         }
     }
@@ -403,6 +484,16 @@ impl Engine {
                     break;
                 }
                 page += 1;
+            }
+            // A window that starts after the anchor's clock holds only what was created after
+            // the anchor, which the history walk brings anyway: one read is enough.
+            if plan.anchor_time.is_some_and(|a| window.from > a) {
+                plan.windows += 1;
+                let next = if last { None } else { window.to };
+                let mut end = Batch::new(stream);
+                self.stamp(&mut end, cursor, plan, next);
+                let _ = tx.send(end).await;
+                return Ok(());
             }
             // Verify: the window's count now, then how many of the ids seen are still in it.
             let now = self

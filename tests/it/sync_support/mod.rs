@@ -315,7 +315,9 @@ pub fn order_contact(
     o: &MockOrder,
     customers: &HashMap<i64, &MockCustomer>,
 ) -> (Option<i64>, Option<String>, Option<String>) {
-    let customer = o.customer_id.and_then(|id| customers.get(&id)).copied();
+    // A corporate order's person is its contact (the corporate id is another id space).
+    let person = o.customer_id.or(o.contact_id);
+    let customer = person.and_then(|id| customers.get(&id)).copied();
     let email = o
         .email
         .as_deref()
