@@ -21,10 +21,14 @@
 //!   search on `sinceId` ([`anchor`]).
 //! - `filter[ids][]` with `limit=100` returns every live entity among up to 100 ids; deleted ids
 //!   are silently absent.
-//! - The default order of `/orders` and `/customers` is not documented. The mock serves newest
-//!   first; if the real API does too, a deletion during a full load shifts later pages. The
-//!   engine watches `totalCount` between pages and steps back to re-read what shifted (see
-//!   `sync::engine`); deletions while a snapshot is paused between two runs are not covered.
+//! - The default order of `/orders` and `/customers` is not documented, so nothing depends on
+//!   it: a first sync reads windows of creation time ([`ListWindow`]), each whole in one
+//!   request (`sync::engine::snapshot`). `createdAtFrom`/`createdAtTo` (orders) and
+//!   `dateFrom`/`dateTo` (customers) are assumed to take `Y-m-d H:i:s` in the account
+//!   timezone; a server that honours only the date, or ignores them, is detected from the
+//!   creation times it returns and read in coarser, verified windows.
+//! - History responses carry `generatedAt`, the account's clock; the anchor search keeps the
+//!   last one, so the snapshot's windows can stop there (anything newer is in history).
 //! - Money arrives as JSON numbers written by PHP (`1234.5`, `0`); numeric strings are accepted.
 //! - Create answers 201, edit 200; any 2xx with `success: true` is success.
 
