@@ -583,19 +583,28 @@ fn by_param(q: &Pairs) -> Result<String, Response> {
     Ok(by.to_string())
 }
 
+/// `{"success":true,"<name>":{...}}` for the entity `get` finds by `key` and `by`, else 404.
+fn single_entity(
+    q: &Pairs,
+    name: &str,
+    get: impl FnOnce(&str) -> Option<Box<serde_json::value::RawValue>>,
+) -> Response {
+    let by = match by_param(q) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match get(&by) {
+        Some(entity) => json_response(StatusCode::OK, &json!({"success": true, name: entity})),
+        None => error(StatusCode::NOT_FOUND, "Not found"),
+    }
+}
+
 async fn order_get(
     State(shared): State<AppState>,
     Path(key): Path<String>,
     Query(q): Query<Pairs>,
 ) -> Response {
-    let by = match by_param(&q) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    match shared.read().order_by(&key, &by) {
-        Some(order) => json_response(StatusCode::OK, &json!({"success": true, "order": order})),
-        None => error(StatusCode::NOT_FOUND, "Not found"),
-    }
+    single_entity(&q, "order", |by| shared.read().order_by(&key, by))
 }
 
 async fn customer_get(
@@ -603,14 +612,7 @@ async fn customer_get(
     Path(key): Path<String>,
     Query(q): Query<Pairs>,
 ) -> Response {
-    let by = match by_param(&q) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    match shared.read().customer_by(&key, &by) {
-        Some(c) => json_response(StatusCode::OK, &json!({"success": true, "customer": c})),
-        None => error(StatusCode::NOT_FOUND, "Not found"),
-    }
+    single_entity(&q, "customer", |by| shared.read().customer_by(&key, by))
 }
 
 /// The history request: `filter[sinceId]`, `filter[startDate]`, `filter[endDate]`, `page`

@@ -10,11 +10,12 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use retailcrm_sync::mock::FaultConfig;
-use retailcrm_sync::mock::ListOrder;
-use retailcrm_sync::sync::JobSpec;
+use retailcrm_sync::mock::{FaultConfig, ListOrder};
+use retailcrm_sync::model::Stream;
+use retailcrm_sync::store::Cursor;
+use retailcrm_sync::sync::{JobSpec, Progress};
 
-use crate::sync_support::{Spec, World};
+use crate::sync_support::{PROJECT, Spec, World, assert_level_with_mock, route_diff};
 
 /// Live orders in the mock vs orders stored and not deleted; and the deleted ones.
 async fn compare(w: &World) -> (BTreeSet<i64>, BTreeSet<i64>, BTreeSet<i64>) {
@@ -102,20 +103,25 @@ async fn first_sync_loses_no_order_under_churn_whatever_the_sort_order() {
 
 /// Lists requests made since `before` (`/orders` and `/customers`).
 fn list_requests(w: &World, before: &std::collections::BTreeMap<String, u64>) -> u64 {
-    let diff = crate::sync_support::route_diff(before, &w.routes());
+    let diff = route_diff(before, &w.routes());
     ["/api/v5/orders", "/api/v5/customers"]
         .iter()
         .map(|r| diff.get(*r).copied().unwrap_or(0))
         .sum()
 }
 
+const RESYNC_ORDERS: JobSpec = JobSpec::Resync {
+    stream: Some(Stream::Orders),
+};
+
+async fn orders_cursor(w: &World) -> Cursor {
+    w.store.load_cursor(PROJECT, Stream::Orders).await.unwrap()
+}
+
 /// A resync cut off mid-snapshot (crash, failed attempt) resumes when the same job runs again,
 /// instead of starting over from the first window; another job's resync starts over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resync_resumes_its_own_snapshot_when_the_job_runs_again() {
-    use retailcrm_sync::model::Stream;
-    use retailcrm_sync::sync::Progress;
-
     let w = World::new(Spec {
         orders: 900,
         customers: 20,
@@ -126,14 +132,10 @@ async fn a_resync_resumes_its_own_snapshot_when_the_job_runs_again() {
     .await;
     w.sync_all().await;
     let before = w.routes();
-    w.run(JobSpec::Resync {
-        stream: Some(Stream::Orders),
-    })
-    .await
-    .expect("a full resync");
+    w.run(RESYNC_ORDERS).await.expect("a full resync");
     let full = list_requests(&w, &before);
 
-    // The same resync, killed after some windows.
+    // The same resync, killed after about half of its windows.
     w.mock.set_faults(FaultConfig {
         slow_ms: 3,
         ..FaultConfig::default()
@@ -141,26 +143,14 @@ async fn a_resync_resumes_its_own_snapshot_when_the_job_runs_again() {
     let engine = w.engine().with_job_id("resync-job-1");
     let task = tokio::spawn({
         let engine = engine.clone();
-        async move {
-            engine
-                .run(
-                    JobSpec::Resync {
-                        stream: Some(Stream::Orders),
-                    },
-                    &Progress::new(),
-                )
-                .await
-        }
+        async move { engine.run(RESYNC_ORDERS, &Progress::new()).await }
     });
     loop {
-        let c = w
-            .store
-            .load_cursor(crate::sync_support::PROJECT, Stream::Orders)
-            .await
-            .unwrap();
-        if c.snapshot_job.as_deref() == Some("resync-job-1")
-            && c.snapshot_page.is_some_and(|p| p > full as i32 / 2)
-        {
+        let c = orders_cursor(&w).await;
+        let half_way = c
+            .snapshot_page
+            .is_some_and(|p| i64::from(p) > full as i64 / 2);
+        if c.snapshot_job.as_deref() == Some("resync-job-1") && half_way {
             break;
         }
         assert!(!task.is_finished(), "the resync finished before the kill");
@@ -168,13 +158,17 @@ async fn a_resync_resumes_its_own_snapshot_when_the_job_runs_again() {
     }
     task.abort();
     let _ = task.await;
-    tokio::time::sleep(Duration::from_millis(300)).await; // a commit in flight lands
+    // A batch commit in flight when the job was killed still lands on its own task.
+    let mut cut = orders_cursor(&w).await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let again = orders_cursor(&w).await;
+        if again == cut {
+            break;
+        }
+        cut = again;
+    }
     w.mock.set_faults(FaultConfig::default());
-    let cut = w
-        .store
-        .load_cursor(crate::sync_support::PROJECT, Stream::Orders)
-        .await
-        .unwrap();
     assert!(
         cut.snapshot_page.is_some(),
         "still in the snapshot: {cut:?}"
@@ -183,36 +177,22 @@ async fn a_resync_resumes_its_own_snapshot_when_the_job_runs_again() {
     // Its retry resumes: fewer list requests than a whole snapshot, same anchor.
     let before = w.routes();
     engine
-        .run(
-            JobSpec::Resync {
-                stream: Some(Stream::Orders),
-            },
-            &Progress::new(),
-        )
+        .run(RESYNC_ORDERS, &Progress::new())
         .await
         .expect("the retry finishes");
     let resumed = list_requests(&w, &before);
     println!("full resync {full} list requests; resumed {resumed}");
     assert!(resumed < full, "resumed {resumed} vs full {full}");
-    let done = w
-        .store
-        .load_cursor(crate::sync_support::PROJECT, Stream::Orders)
-        .await
-        .unwrap();
+    let done = orders_cursor(&w).await;
     assert_eq!(done.snapshot_page, None);
     assert!(done.since_id >= cut.since_id);
-    crate::sync_support::assert_level_with_mock(&w, &Default::default(), &Default::default()).await;
+    assert_level_with_mock(&w, &Default::default(), &Default::default()).await;
 
     // A new resync job starts over.
     let before = w.routes();
     w.engine()
         .with_job_id("resync-job-2")
-        .run(
-            JobSpec::Resync {
-                stream: Some(Stream::Orders),
-            },
-            &Progress::new(),
-        )
+        .run(RESYNC_ORDERS, &Progress::new())
         .await
         .unwrap();
     assert!(list_requests(&w, &before) >= full * 9 / 10);
