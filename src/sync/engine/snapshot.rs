@@ -646,8 +646,8 @@ mod tests {
     fn widths_adapt_within_bounds() {
         let day = Duration::days(1);
         assert_eq!(next_width(day, 0, 100, Granularity::Seconds), day * 8);
-        assert_eq!(next_width(day, 70, 100, Granularity::Seconds), day);
-        assert_eq!(next_width(day, 140, 100, Granularity::Seconds), day / 2);
+        assert_eq!(next_width(day, 85, 100, Granularity::Seconds), day);
+        assert_eq!(next_width(day, 170, 100, Granularity::Seconds), day / 2);
         let tiny = next_width(Duration::seconds(2), 100_000, 100, Granularity::Seconds);
         assert_eq!(tiny, Duration::seconds(1));
         let tiny_day = next_width(day, 100_000, 100, Granularity::Days);
