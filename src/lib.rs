@@ -11,6 +11,8 @@ pub mod config;
 pub mod control;
 pub mod crm;
 pub mod daemon;
+pub mod http;
+pub mod metrics;
 pub mod mock;
 pub mod model;
 pub mod queue;

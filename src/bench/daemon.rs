@@ -76,7 +76,8 @@ impl DaemonSpec {
              [control]\nsocket_path = {socket:?}\nsocket_mode = \"0600\"\n\n\
              [sync]\nrequests_per_second = {rps:?}\ndefault_interval_minutes = 1440\n\n\
              [shutdown]\ngrace_seconds = 5\n\n\
-             [log]\nlevel = \"warn,retailcrm_sync::sync::engine=debug\"\nformat = \"json\"\n",
+             [log]\nlevel = \"warn,retailcrm_sync::sync::engine=debug\"\nformat = \"json\"\n\n\
+             [http]\nlisten = \"127.0.0.1:0\"\n",
             db = self.db_url,
             redis = self.redis_url,
             prefix = self.key_prefix,

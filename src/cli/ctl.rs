@@ -874,6 +874,7 @@ mod tests {
             state,
             running_job: None,
             last_success_at: None,
+            fresh_as_of: None,
             last_error: None,
             last_finished: None,
             next_run_at: None,
@@ -999,6 +1000,7 @@ mod tests {
             config_error: Some("database.url: missing".into()),
             restart_required: vec!["control.socket_path".into()],
             warnings: vec!["Redis keeps nothing on disk".into()],
+            http_listen: None,
             projects: vec![p],
         };
         let text = render_status(&status, now);

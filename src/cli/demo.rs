@@ -282,6 +282,8 @@ fn demo_config(args: &DemoArgs, socket: &Path, prefix: &str) -> anyhow::Result<S
     settings.control.socket_path = socket.display().to_string();
     settings.control.socket_mode = "0600".to_string();
     settings.sync.requests_per_second = args.requests_per_second;
+    // A free port: the demo must not collide with a daemon already installed on this machine.
+    settings.http.listen = "127.0.0.1:0".to_string();
     Ok(toml::to_string(&settings)?)
 }
 

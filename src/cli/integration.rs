@@ -12,7 +12,7 @@ use chrono::NaiveDate;
 
 use super::Cli;
 use super::migrate::load_settings;
-use crate::config::validate_api_url;
+use crate::config::{Settings, validate_api_url};
 use crate::model::{OrderStatus, PhoneCountry};
 use crate::secret::ApiKey;
 use crate::store::{Integration, IntegrationPatch, NewIntegration, Store};
@@ -127,6 +127,31 @@ pub struct SetArgs {
     /// from now on; `retailcrm-sync phones renormalize` re-reads stored phones.
     #[arg(long, value_name = "CC|account", value_parser = parse_phone_country)]
     pub phone_country: Option<PhoneCountryArg>,
+    /// Webhook secret of the project's RetailCRM triggers: `generate` makes a random one and
+    /// prints it once with the trigger URL and settings to paste into RetailCRM; `none` removes
+    /// it (webhooks are then refused). Only its SHA-256 is stored.
+    #[arg(long, value_name = "generate|none", value_parser = parse_webhook_token, conflicts_with = "webhook_token_file")]
+    pub webhook_token: Option<WebhookTokenArg>,
+    /// Use the secret in this file (at least 16 characters, no spaces) as the webhook secret.
+    #[arg(long, value_name = "FILE")]
+    pub webhook_token_file: Option<PathBuf>,
+}
+
+/// The value of `integration set --webhook-token`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookTokenArg {
+    /// Make a new random secret.
+    Generate,
+    /// Remove the secret.
+    None,
+}
+
+fn parse_webhook_token(s: &str) -> Result<WebhookTokenArg, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "generate" => Ok(WebhookTokenArg::Generate),
+        "none" => Ok(WebhookTokenArg::None),
+        _ => Err("use `generate` or `none` (or --webhook-token-file FILE for a given one)".into()),
+    }
 }
 
 /// The value of `integration set --phone-country`.
@@ -185,7 +210,7 @@ pub fn execute(cli: &Cli, cmd: &IntegrationCommand) -> anyhow::Result<ExitCode> 
         match cmd {
             IntegrationCommand::Add(a) => add(&store, a).await,
             IntegrationCommand::List(a) => list(&store, a).await,
-            IntegrationCommand::Set(a) => set(&store, a).await,
+            IntegrationCommand::Set(a) => set(&store, &settings, a).await,
             IntegrationCommand::Remove(a) => remove(&store, a).await,
             IntegrationCommand::Test(a) => test(&store, &settings, a).await,
         }
@@ -238,7 +263,7 @@ async fn list(store: &Store, a: &ListArgs) -> anyhow::Result<ExitCode> {
     for i in &all {
         println!(
             "project {} ({}): {} key {} {} orders={}{} customers={} every {} min, phones {}, \
-             last sync {}",
+             webhook {}, last sync {}",
             i.project_id,
             i.project_name.as_deref().unwrap_or("-"),
             i.api_url,
@@ -251,6 +276,11 @@ async fn list(store: &Store, a: &ListArgs) -> anyhow::Result<ExitCode> {
             i.sync_interval_minutes,
             i.default_phone_country
                 .map_or("account's country".to_string(), |c| c.to_string()),
+            if i.webhook_token_sha256.is_some() {
+                "set"
+            } else {
+                "not set"
+            },
             i.last_sync_at
                 .map_or("never".to_string(), |t| t.to_rfc3339()),
         );
@@ -277,12 +307,13 @@ fn to_json(i: &Integration) -> serde_json::Value {
         "status_mapping_errors": i.status_mapping_errors,
         "orders_created_from": i.orders_created_from,
         "default_phone_country": i.default_phone_country.map(|c| c.to_string()),
+        "webhook_token": if i.webhook_token_sha256.is_some() { "set" } else { "not set" },
         "last_sync_at": i.last_sync_at,
         "updated_at": i.updated_at,
     })
 }
 
-async fn set(store: &Store, a: &SetArgs) -> anyhow::Result<ExitCode> {
+async fn set(store: &Store, settings: &Settings, a: &SetArgs) -> anyhow::Result<ExitCode> {
     let api_key = if let Some(f) = &a.api_key_file {
         Some(read_key(Some(f))?)
     } else if a.api_key_stdin {
@@ -310,13 +341,81 @@ async fn set(store: &Store, a: &SetArgs) -> anyhow::Result<ExitCode> {
             PhoneCountryArg::Country(c) => Some(c),
             PhoneCountryArg::Account => None,
         }),
+        webhook_token_sha256: None,
+    };
+    let new_token = match (a.webhook_token, &a.webhook_token_file) {
+        (Some(WebhookTokenArg::Generate), _) => Some(crate::http::generate_webhook_token()),
+        (_, Some(file)) => Some(read_webhook_token(file)?),
+        _ => None,
+    };
+    let patch = IntegrationPatch {
+        webhook_token_sha256: match (&new_token, a.webhook_token) {
+            (Some(t), _) => Some(Some(crate::http::webhook_token_hash(t))),
+            (None, Some(WebhookTokenArg::None)) => Some(None),
+            _ => None,
+        },
+        ..patch
     };
     if patch == IntegrationPatch::default() {
         bail!("nothing to change; pass at least one option (see --help)");
     }
     let saved = store.update_integration(a.project_id, &patch).await?;
     println!("updated integration of project {}", saved.project_id);
+    if let Some(token) = new_token {
+        print_trigger_setup(
+            settings,
+            saved.project_id,
+            &token,
+            a.webhook_token_file.is_none(),
+        );
+    } else if a.webhook_token == Some(WebhookTokenArg::None) {
+        println!(
+            "webhook secret removed: calls to its webhook URL are refused from the next reconcile"
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+fn read_webhook_token(file: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading the webhook secret from {}", file.display()))?;
+    let token = text.trim();
+    if token.len() < 16
+        || !token
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.~".contains(c))
+    {
+        bail!(
+            "{} must hold one secret of at least 16 characters, letters, digits and -_.~ only              (it travels in a URL); `--webhook-token generate` makes one",
+            file.display()
+        );
+    }
+    Ok(token.to_string())
+}
+
+/// Prints the webhook URL and the RetailCRM trigger settings (the secret is shown only here).
+fn print_trigger_setup(settings: &Settings, project_id: i64, token: &str, generated: bool) {
+    let listen = settings.http.listen_addr().ok().flatten();
+    let url = crate::http::webhook_url(settings.http.public_url.trim(), listen, project_id, token);
+    if generated {
+        println!("\nwebhook secret (shown this once; only its SHA-256 is stored):\n  {token}");
+    }
+    println!(
+        "\nwebhook URL:\n  {url}\n\n\
+         In RetailCRM: Administration > Communications > Triggers > Add, twice:\n\
+         \x20 1. Event \"Order changed\" (also tick \"Order created\" if offered), action \"HTTP request\",\n\
+         \x20    method POST, URL above, parameters: entity = order, order_id = {{{{ order.id }}}}\n\
+         \x20 2. Event \"Customer changed\", action \"HTTP request\", method POST, URL above,\n\
+         \x20    parameters: entity = customer, customer_id = {{{{ customer.id }}}}\n\
+         The daemon takes the secret at its next reconcile, or now with `retailcrm-sync ctl reload`.\n\
+         Periodic syncs go on: a missed call is caught by the next one."
+    );
+    if settings.http.public_url.trim().is_empty() && listen.is_none_or(|a| a.ip().is_loopback()) {
+        println!(
+            "\nnote: this URL is on loopback, which RetailCRM's servers cannot reach; set \
+             http.public_url to the https address of the reverse proxy in front of the daemon"
+        );
+    }
 }
 
 async fn remove(store: &Store, a: &RemoveArgs) -> anyhow::Result<ExitCode> {

@@ -5,6 +5,11 @@
 //! `/admin/orders/{id}/delete` and `/admin/customers/{id}/merge?into=` (a RetailCRM "combine":
 //! `deleted` + `combinedTo` in history, the orders move).
 //!
+//! Trigger: `--webhook-url URL` makes the mock call URL after every change, as a RetailCRM
+//! trigger with the action "HTTP request" does (one form-encoded `POST` per changed entity:
+//! `entity=order&order_id=<id>` or `entity=customer&customer_id=<id>`, no retry). At run time:
+//! `POST /admin/webhook` with `{"url": "..."}` (or `{"url": null}` to stop), `GET /admin/webhook`.
+//!
 //! Strictness and scale: `--history-page-cap N` (history `page` above N answers 400, as the live
 //! API; 0 = no cap; default 10), `--list-order newest|oldest|unstable` (sort order of `/orders`
 //! and `/customers`; `unstable` serves every request in a different order),
@@ -70,6 +75,12 @@ pub struct MockCrmArgs {
     /// Id spacing of the virtual history records (1: dense ids, larger: sparse).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub history_stride: u64,
+    /// Act as RetailCRM's trigger: after every change (admin mutations, API writes), POST
+    /// `entity=order&order_id=<id>` or `entity=customer&customer_id=<id>` (form-encoded) to this
+    /// URL, used as given (e.g. `http://127.0.0.1:8090/webhook?token=...`). One call per
+    /// changed entity, 2 s timeout, no retry. Changeable at run time via `POST /admin/webhook`.
+    #[arg(long, value_name = "URL")]
+    pub webhook_url: Option<String>,
 }
 
 /// Runs `mock-crm`.
@@ -95,6 +106,10 @@ pub fn execute(_cli: &Cli, args: &MockCrmArgs) -> anyhow::Result<ExitCode> {
         "--timezone {:?} is not an IANA timezone name such as Europe/Moscow",
         args.timezone
     );
+    if let Some(url) = &args.webhook_url {
+        crate::mock::server::check_webhook_url(url)
+            .map_err(|msg| anyhow::anyhow!("--webhook-url: {msg}"))?;
+    }
     let rt = super::runtime()?;
     rt.block_on(async {
         let cfg = MockConfig {
@@ -113,6 +128,7 @@ pub fn execute(_cli: &Cli, args: &MockCrmArgs) -> anyhow::Result<ExitCode> {
             pad_order_history: args.pad_order_history,
             pad_customer_history: args.pad_customer_history,
             history_stride: args.history_stride,
+            webhook_url: args.webhook_url.clone(),
             faults: FaultConfig {
                 rate_limit: args.rate_limit,
                 fail_rate: args.fail_rate,

@@ -101,7 +101,72 @@ impl Settings {
             self.daemon.restart_window_secs,
             1,
         );
+        check_http(p, self);
         out
+    }
+}
+
+/// Shortest API token accepted (a 32-byte random token is 64 hex characters).
+pub const MIN_API_TOKEN_LEN: usize = 16;
+
+/// Reads the JSON API's bearer token from `path`: trimmed, at least [`MIN_API_TOKEN_LEN`]
+/// characters; the error says what to fix.
+pub fn read_api_token(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let token = text.trim();
+    if token.len() < MIN_API_TOKEN_LEN || token.chars().any(|c| c.is_whitespace()) {
+        return Err(format!(
+            "{} must hold one token of at least {MIN_API_TOKEN_LEN} characters without spaces",
+            path.display()
+        ));
+    }
+    Ok(token.to_string())
+}
+
+fn check_http(p: &mut Vec<ConfigProblem>, s: &Settings) {
+    let http = &s.http;
+    match http.listen_addr() {
+        Err(e) => p.push(ConfigProblem::error(
+            "http.listen",
+            e,
+            "use host:port such as 127.0.0.1:9860, or \"\" to turn the listener off",
+        )),
+        Ok(Some(addr)) if !addr.ip().is_loopback() => p.push(ConfigProblem::warning(
+            "http.listen",
+            format!("{addr} is reachable from other hosts; /metrics and /readyz need no token"),
+            "expose only /webhooks/ through a reverse proxy, or firewall the port",
+        )),
+        Ok(_) => {}
+    }
+    if !http.api_token_file.trim().is_empty() {
+        if let Err(e) = read_api_token(Path::new(http.api_token_file.trim())) {
+            p.push(ConfigProblem::error(
+                "http.api_token_file",
+                e,
+                "write a token into it, e.g. `openssl rand -hex 32 > FILE; chmod 600 FILE`",
+            ));
+        }
+    }
+    if !http.public_url.trim().is_empty() {
+        check_url(
+            p,
+            "http.public_url",
+            http.public_url.trim(),
+            &["https", "http"],
+        );
+    }
+    at_least(p, "http.body_limit_bytes", http.body_limit_bytes, 1024);
+    at_least(p, "http.request_timeout_secs", http.request_timeout_secs, 1);
+    if http.webhook_debounce_ms > 60_000 {
+        p.push(ConfigProblem::error(
+            "http.webhook_debounce_ms",
+            format!(
+                "{} ms would delay every webhook's sync by more than a minute",
+                http.webhook_debounce_ms
+            ),
+            "use 0 to 60000; 100 to 500 suits RetailCRM triggers",
+        ));
     }
 }
 

@@ -14,8 +14,8 @@ pub mod url;
 
 pub use problem::{ConfigErrors, ConfigProblem, Severity};
 pub use sections::{
-    ControlSettings, DaemonSettings, DatabaseSettings, LogFormat, LogSettings, RedisSettings,
-    Settings, ShutdownSettings, SyncSettings,
+    ControlSettings, DaemonSettings, DatabaseSettings, HttpSettings, LogFormat, LogSettings,
+    RedisSettings, Settings, ShutdownSettings, SyncSettings,
 };
 pub use url::validate_api_url;
 

@@ -21,6 +21,8 @@ pub struct Settings {
     pub log: LogSettings,
     /// Supervisor behaviour.
     pub daemon: DaemonSettings,
+    /// The HTTP listener: webhooks, JSON API, health, metrics.
+    pub http: HttpSettings,
 }
 
 /// `[database]`: the loyalty platform's Postgres. `Debug` hides a password in the URL.
@@ -225,6 +227,55 @@ impl Default for DaemonSettings {
             restart_max: 5,
             restart_window_secs: 60,
         }
+    }
+}
+
+/// `[http]`: the daemon's one HTTP listener (RetailCRM trigger webhooks, the JSON API,
+/// `/healthz`, `/readyz`, `/metrics`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpSettings {
+    /// `host:port` to listen on; empty turns the listener off. Port 0 picks a free port
+    /// (shown by `ctl status`).
+    pub listen: String,
+    /// File holding the bearer token of `/api/v1/...`; empty turns the JSON API off (it then
+    /// answers 503). Webhooks, health and metrics do not need it.
+    pub api_token_file: String,
+    /// Base URL at which RetailCRM reaches this listener (e.g. `https://sync.example.com`),
+    /// used when printing a project's webhook URL; empty: `http://<listen>`.
+    pub public_url: String,
+    /// Largest request body accepted, in bytes (a webhook body is a few hundred).
+    pub body_limit_bytes: u64,
+    /// Seconds one request may take before it is answered 408.
+    pub request_timeout_secs: u64,
+    /// Milliseconds a burst of webhooks for one project is gathered into one history walk; a
+    /// call during the window always earns one more walk after it.
+    pub webhook_debounce_ms: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            listen: "127.0.0.1:9860".to_string(),
+            api_token_file: String::new(),
+            public_url: String::new(),
+            body_limit_bytes: 65536,
+            request_timeout_secs: 10,
+            webhook_debounce_ms: 200,
+        }
+    }
+}
+
+impl HttpSettings {
+    /// The listen address; `None` when the listener is off, `Err` when it does not parse.
+    pub fn listen_addr(&self) -> Result<Option<std::net::SocketAddr>, String> {
+        let raw = self.listen.trim();
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        raw.parse()
+            .map(Some)
+            .map_err(|e| format!("`{raw}` is not a host:port address ({e})"))
     }
 }
 

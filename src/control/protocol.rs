@@ -213,6 +213,8 @@ pub enum ErrorCode {
     Invalid,
     /// Too many control connections are open; retry shortly.
     Busy,
+    /// HTTP only: the bearer token or webhook secret is missing or wrong.
+    Unauthorized,
 }
 
 impl ErrorCode {
@@ -228,6 +230,7 @@ impl ErrorCode {
             ErrorCode::Internal => "internal",
             ErrorCode::Invalid => "invalid",
             ErrorCode::Busy => "busy",
+            ErrorCode::Unauthorized => "unauthorized",
         }
     }
 }
@@ -367,6 +370,9 @@ pub struct DaemonStatus {
     /// nothing on disk). Empty when all is well.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Address the HTTP listener is bound to (webhooks, API, metrics), when it is on.
+    #[serde(default)]
+    pub http_listen: Option<String>,
     /// One entry per project (only the asked one when `status` named a project).
     pub projects: Vec<ProjectStatus>,
 }
@@ -416,6 +422,10 @@ pub struct ProjectStatus {
     /// When a job last succeeded.
     #[serde(default)]
     pub last_success_at: Option<DateTime<Utc>>,
+    /// Every RetailCRM change made before this moment is committed in Postgres: the start of
+    /// the last successful history walk of the stalest synced stream (`freshness_seconds`).
+    #[serde(default)]
+    pub fresh_as_of: Option<DateTime<Utc>>,
     /// The last failure (cleared by nothing: compare `at` with `last_success_at`).
     #[serde(default)]
     pub last_error: Option<LastError>,

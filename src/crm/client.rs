@@ -109,6 +109,9 @@ pub struct ClientOptions {
     /// Extra attempts for idempotent reads after a transient failure (5xx, timeout, cut-off
     /// body). Writes are never retried.
     pub read_retries: u32,
+    /// Project whose requests this client makes, for `crm_requests_total`; `None`: the
+    /// requests are not counted (CLI commands, tests).
+    pub project_id: Option<i64>,
 }
 
 impl Default for ClientOptions {
@@ -120,6 +123,7 @@ impl Default for ClientOptions {
             max_backoff: Duration::from_secs(10),
             base_backoff: Duration::from_millis(100),
             read_retries: 2,
+            project_id: None,
         }
     }
 }
@@ -881,6 +885,11 @@ impl CrmClient {
                 Err(e) => Err(self.transport_error(req.path, e)),
             };
             let duration_ms = started.elapsed().as_millis() as u64;
+            crate::metrics::metrics().crm_request(
+                inner.opts.project_id,
+                &endpoint_label(req.path),
+                outcome.as_ref().ok().map(|(s, _)| s.as_u16()),
+            );
             let (status, body) = match outcome {
                 Ok(x) => x,
                 Err(err) => {
@@ -948,6 +957,40 @@ impl CrmClient {
     }
 }
 
+/// The `endpoint` label of a request path: ids become `{id}` so the series stay few
+/// (`/api/v5/orders/123/edit` -> `/api/v5/orders/{id}/edit`).
+fn endpoint_label(path: &str) -> String {
+    let path = path.split('?').next().unwrap_or(path);
+    path.split('/')
+        .enumerate()
+        .map(|(i, seg)| {
+            // Segments after `/api/v5/<entity>/` that are not a known action name an entity.
+            let known = matches!(
+                seg,
+                "" | "api"
+                    | "v5"
+                    | "orders"
+                    | "customers"
+                    | "customers-corporate"
+                    | "history"
+                    | "edit"
+                    | "create"
+                    | "reference"
+                    | "sites"
+                    | "statuses"
+                    | "settings"
+                    | "credentials"
+                    | "api-versions"
+                    | "upload"
+                    | "combine"
+                    | "fix-external-ids"
+            );
+            if i >= 4 && !known { "{id}" } else { seg }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1010,5 +1053,26 @@ mod tests {
         assert_eq!(error_lines(&v), vec!["customer: Set one".to_string()]);
         let v: serde_json::Value = serde_json::from_str(r#"["a","b"]"#).unwrap();
         assert_eq!(error_lines(&v), vec!["a".to_string(), "b".to_string()]);
+    }
+
+    #[test]
+    fn endpoint_labels_hide_ids() {
+        assert_eq!(
+            endpoint_label("/api/v5/orders/123/edit"),
+            "/api/v5/orders/{id}/edit"
+        );
+        assert_eq!(
+            endpoint_label("/api/v5/customers/ext-7"),
+            "/api/v5/customers/{id}"
+        );
+        assert_eq!(
+            endpoint_label("/api/v5/orders/history"),
+            "/api/v5/orders/history"
+        );
+        assert_eq!(
+            endpoint_label("/api/v5/reference/statuses"),
+            "/api/v5/reference/statuses"
+        );
+        assert_eq!(endpoint_label("/api/v5/orders"), "/api/v5/orders");
     }
 }

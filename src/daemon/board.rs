@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 
 use crate::control::protocol::FinishedJob;
+use crate::model::Stream;
 use crate::sync::Progress;
 
 /// Lifecycle state of one project's actors.
@@ -57,6 +58,9 @@ pub struct ProjectLive {
     pub restarts: u32,
     /// Newest history id RetailCRM reported minus our cursor, per the last run.
     pub cursor_lag: Option<i64>,
+    /// Per stream (orders, customers): start of its last successful history walk; every
+    /// change before it is committed.
+    pub walked_at: [Option<DateTime<Utc>>; 2],
 }
 
 impl ProjectLive {
@@ -71,7 +75,26 @@ impl ProjectLive {
             next_run_at: None,
             restarts: 0,
             cursor_lag: None,
+            walked_at: [None, None],
         }
+    }
+
+    /// Notes a successful walk of `stream` that started at `at`.
+    pub fn walked(&mut self, stream: Stream, at: DateTime<Utc>) {
+        let slot = &mut self.walked_at[stream_index(stream)];
+        *slot = (*slot).max(Some(at));
+    }
+
+    /// Every change before this moment is committed: the stalest walked stream's walk start.
+    pub fn fresh_as_of(&self) -> Option<DateTime<Utc>> {
+        self.walked_at.iter().flatten().min().copied()
+    }
+}
+
+fn stream_index(stream: Stream) -> usize {
+    match stream {
+        Stream::Orders => 0,
+        Stream::Customers => 1,
     }
 }
 

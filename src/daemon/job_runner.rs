@@ -87,6 +87,7 @@ async fn run_job_inner(deps: JobDeps, mut lease: Lease) -> JobEnd {
     let job = lease.job.clone();
     let kind = job.kind.to_string();
     let started = Instant::now();
+    let walk_started = deps.clock.now();
     let progress = Progress::new();
     deps.board.update(project_id, |p| {
         p.state = LiveState::Running;
@@ -152,7 +153,19 @@ async fn run_job_inner(deps: JobDeps, mut lease: Lease) -> JobEnd {
     };
 
     let duration_ms = started.elapsed().as_millis() as u64;
-    let end = settle(&deps, &lease, run_id, result, duration_ms).await;
+    let end = settle(&deps, &lease, run_id, result, duration_ms, walk_started).await;
+    crate::metrics::metrics().job_finished(
+        project_id,
+        job.kind.name(),
+        match &end {
+            JobEnd::Succeeded => "succeeded",
+            JobEnd::Failed { permanent: true } => "dead",
+            JobEnd::Failed { permanent: false } => "retrying",
+            JobEnd::HandedBack => "handed_back",
+            JobEnd::LeaseLost => "lease_lost",
+        },
+        started.elapsed(),
+    );
     deps.board.update(project_id, |p| {
         p.running = None;
         if p.state == LiveState::Running {
@@ -168,6 +181,7 @@ async fn settle(
     run_id: Option<i64>,
     result: Result<RunCounts, Failure>,
     duration_ms: u64,
+    walk_started: chrono::DateTime<Utc>,
 ) -> JobEnd {
     let project_id = deps.integration.project_id;
     let now = deps.clock.now();
@@ -178,6 +192,11 @@ async fn settle(
             finish(deps, run_id, RunOutcome::Succeeded, &summary, None).await;
             deps.board.update(project_id, |p| {
                 p.last_success_at = Some(now);
+                for stream in lease.job.kind.walks() {
+                    if !counts.skipped_streams.contains(stream) {
+                        p.walked(*stream, walk_started);
+                    }
+                }
                 p.last_finished = Some(FinishedJob {
                     job_id: lease.job.id.clone(),
                     kind: lease.job.kind.to_string(),
@@ -305,7 +324,9 @@ async fn measure_cursor_lag(deps: &JobDeps) -> Option<i64> {
                 .history_backlog(stream, since)
                 .await
                 .map_err(|e| e.to_string())?;
-            lag += backlog.map_or(0, |b| i64::try_from(b).unwrap_or(i64::MAX));
+            let stream_lag = backlog.map_or(0, |b| i64::try_from(b).unwrap_or(i64::MAX));
+            crate::metrics::metrics().set_history_lag(project_id, stream, stream_lag);
+            lag = lag.saturating_add(stream_lag);
         }
         Ok::<i64, String>(lag)
     };

@@ -2,13 +2,16 @@
 //! (refusing a second daemon, cleaning a stale file), wait for Postgres and Redis with backoff
 //! (reporting `STATUS=`, and "starting" to `ctl`), run pending migrations if configured, start
 //! the supervisor, report `READY=1`,
-//! bridge signals and control calls into the supervisor's one event enum, and exit when the
-//! supervisor has drained the running jobs.
+//! bridge signals, control calls and webhook calls into the supervisor's one event enum, and
+//! exit when the supervisor has drained the running jobs. The HTTP listener (`[http]`) is bound
+//! next to the socket, before Postgres is awaited, so `/healthz` and `/readyz` answer while the
+//! daemon starts.
 
 use std::cell::RefCell;
 use std::future::Future;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -24,6 +27,7 @@ use crate::config::Settings;
 use crate::control::ControlError;
 use crate::control::protocol::{ErrorCode, Request, Response};
 use crate::control::server::{ControlCall, ControlServer};
+use crate::http::{HttpError, HttpServer, HttpShared, Readiness, WebhookDue};
 use crate::queue::{JobQueue, QueueOptions, new_worker_id};
 use crate::store::Store;
 
@@ -38,6 +42,8 @@ pub enum DaemonError {
     Migrations(crate::store::StoreError),
     #[error("could not listen for signals: {0}")]
     Signals(std::io::Error),
+    #[error(transparent)]
+    Http(#[from] HttpError),
 }
 
 /// The queue options the config asks for.
@@ -52,8 +58,26 @@ pub fn queue_options(settings: &Settings) -> QueueOptions {
     }
 }
 
-/// What the daemon is doing while it starts, shown to `ctl` callers until it is ready.
-type Phase = Rc<RefCell<String>>;
+/// What the daemon is doing while it starts: shown to `ctl` callers and `/readyz` until it is
+/// ready, and sent to systemd as `STATUS=`.
+#[derive(Clone)]
+struct Phase {
+    text: Rc<RefCell<String>>,
+    http: Arc<HttpShared>,
+}
+
+impl Phase {
+    fn set(&self, text: &str) {
+        notify::status(text);
+        *self.text.borrow_mut() = text.to_string();
+        self.http
+            .set_readiness(Readiness::Starting(text.to_string()));
+    }
+
+    fn get(&self) -> String {
+        self.text.borrow().clone()
+    }
+}
 
 /// Retries `connect` with capped exponential backoff until it works or a stop signal arrives
 /// (a reload during start-up is ignored: the config is read fresh at start anyway).
@@ -78,8 +102,7 @@ where
                     delay.as_secs_f32()
                 );
                 warn!("{msg}");
-                notify::status(&msg);
-                *phase.borrow_mut() = msg;
+                phase.set(&msg);
                 let sleep = tokio::time::sleep(delay);
                 tokio::pin!(sleep);
                 loop {
@@ -97,10 +120,9 @@ where
     }
 }
 
-/// Sets the start-up phase (systemd STATUS= and what `ctl` is told).
+/// Sets the start-up phase (systemd STATUS=, what `ctl` and `/readyz` are told).
 fn set_phase(phase: &Phase, text: &str) {
-    notify::status(text);
-    *phase.borrow_mut() = text.to_string();
+    phase.set(text);
 }
 
 /// Runs the daemon until SIGTERM/SIGINT; must be called inside an actix `System`.
@@ -122,12 +144,51 @@ pub async fn run(
     let server = ControlServer::bind(std::path::Path::new(&settings.control.socket_path), mode)?;
     let server_stop = CancellationToken::new();
     let (ctl_tx, ctl_rx) = mpsc::channel::<ControlCall>(256);
+    let http = HttpShared::new(ctl_tx.clone(), &settings.http);
     let server_task = tokio::spawn(server.serve(ctl_tx, server_stop.clone()));
 
+    // The HTTP listener is bound before Postgres is awaited, like the socket: a taken port is
+    // refused at once, and /healthz, /readyz answer during start-up.
+    let http_stop = CancellationToken::new();
+    let listen = settings.http.listen_addr().ok().flatten();
+    let http_task = match listen {
+        Some(addr) => {
+            let listener = match HttpServer::bind(addr).await {
+                Ok(l) => l,
+                Err(e) => {
+                    server_stop.cancel();
+                    let _ = tokio::time::timeout(Duration::from_secs(2), server_task).await;
+                    return Err(e.into());
+                }
+            };
+            Some(tokio::spawn(listener.serve(
+                http.clone(),
+                settings.http.clone(),
+                http_stop.clone(),
+            )))
+        }
+        None => None,
+    };
+    let (hook_tx, hook_rx) = mpsc::channel::<WebhookDue>(64);
+    tokio::spawn(crate::http::webhooks::dispatch(
+        http.clone(),
+        hook_tx,
+        http_stop.clone(),
+    ));
+
     let done = CancellationToken::new();
-    let phase: Phase = Rc::new(RefCell::new("starting".to_string()));
+    let phase = Phase {
+        text: Rc::new(RefCell::new("starting".to_string())),
+        http: http.clone(),
+    };
     let (started_tx, started_rx) = oneshot::channel::<(Addr<Supervisor>, mpsc::Receiver<Signal>)>();
-    actix::spawn(bridge(ctl_rx, started_rx, phase.clone(), done.clone()));
+    actix::spawn(bridge(
+        ctl_rx,
+        hook_rx,
+        started_rx,
+        phase.clone(),
+        done.clone(),
+    ));
 
     let result = start(
         settings,
@@ -140,12 +201,17 @@ pub async fn run(
     )
     .await;
     if result.is_ok() {
+        http.set_readiness(Readiness::Ready);
         notify::ready();
         info!("daemon ready");
         done.cancelled().await;
     }
     server_stop.cancel();
+    http_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(2), server_task).await;
+    if let Some(task) = http_task {
+        let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+    }
     if result.is_ok() {
         info!("daemon stopped");
     }
@@ -180,6 +246,7 @@ async fn start(
         JobQueue::connect(&settings.redis.url, queue_options(&settings), clock.clone())
     })
     .await?;
+    phase.http.set_backends(store.clone(), queue.clone());
     let warnings = queue.durability_warnings().await;
     for w in &warnings {
         warn!("{w}");
@@ -196,6 +263,7 @@ async fn start(
         worker_id,
         warnings,
         done,
+        http: phase.http.clone(),
     })
     .start();
     // The bridge only ends early when the daemon is stopping anyway.
@@ -208,6 +276,7 @@ async fn start(
 /// supervisor runs, every control call and signal becomes a [`DaemonEvent`] for it.
 async fn bridge(
     mut ctl_rx: mpsc::Receiver<ControlCall>,
+    mut hook_rx: mpsc::Receiver<WebhookDue>,
     mut started: oneshot::Receiver<(Addr<Supervisor>, mpsc::Receiver<Signal>)>,
     phase: Phase,
     done: CancellationToken,
@@ -228,7 +297,7 @@ async fn bridge(
                         ErrorCode::Unavailable,
                         format!(
                             "the daemon is starting ({}); retry in a moment, or see its log",
-                            phase.borrow()
+                            phase.get()
                         ),
                     ),
                 };
@@ -240,6 +309,7 @@ async fn bridge(
         tokio::select! {
             Some(call) = ctl_rx.recv() => supervisor.do_send(DaemonEvent::Control(call)),
             Some(sig) = sig_rx.recv() => supervisor.do_send(DaemonEvent::Signal(sig)),
+            Some(due) = hook_rx.recv() => supervisor.do_send(DaemonEvent::Webhook(due)),
             _ = done.cancelled() => break,
             else => break,
         }

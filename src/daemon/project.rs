@@ -86,8 +86,9 @@ impl ProjectActor {
         }
     }
 
-    fn client_options(settings: &Settings) -> ClientOptions {
+    fn client_options(settings: &Settings, project_id: i64) -> ClientOptions {
         ClientOptions {
+            project_id: Some(project_id),
             requests_per_second: settings.sync.requests_per_second,
             timeout: Duration::from_secs(settings.sync.request_timeout_secs),
             rate_limit_budget: Duration::from_secs(settings.sync.rate_limit_budget_secs),
@@ -122,7 +123,7 @@ impl Actor for ProjectActor {
         let client = match CrmClient::new(
             &self.integration.api_url,
             self.integration.api_key.clone(),
-            Self::client_options(&self.deps.settings),
+            Self::client_options(&self.deps.settings, project_id),
         ) {
             Ok(c) => c,
             Err(e) => {

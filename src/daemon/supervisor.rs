@@ -35,6 +35,7 @@ mod commands;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::control::server::ControlCall;
+use crate::http::{HttpShared, Readiness, WebhookDue};
 use crate::queue::JobQueue;
 use crate::store::{Integration, Store};
 pub use commands::parse_kind;
@@ -52,6 +53,8 @@ pub enum DaemonEvent {
     Signal(Signal),
     /// Re-read integrations now.
     Reconcile,
+    /// RetailCRM triggers called a project's webhook (gathered by the HTTP side).
+    Webhook(WebhookDue),
 }
 
 /// What the supervisor is built from.
@@ -66,6 +69,8 @@ pub struct SupervisorArgs {
     pub warnings: Vec<String>,
     /// Cancelled by the supervisor when the daemon may exit.
     pub done: CancellationToken,
+    /// What the HTTP listener knows of the daemon (kept current by the supervisor).
+    pub http: Arc<HttpShared>,
 }
 
 struct Slot {
@@ -102,6 +107,7 @@ pub struct Supervisor {
     shutting_down: bool,
     /// The periodic reconcile timer (re-armed when a reload changes its interval).
     reconcile_timer: Option<SpawnHandle>,
+    http: Arc<HttpShared>,
 }
 
 impl Supervisor {
@@ -128,6 +134,7 @@ impl Supervisor {
             next_generation: 1,
             shutting_down: false,
             reconcile_timer: None,
+            http: args.http,
         }
     }
 
@@ -151,6 +158,7 @@ impl Supervisor {
 
     fn start_project(&mut self, integration: Integration, ctx: &mut Context<Self>) {
         let project_id = integration.project_id;
+        crate::metrics::metrics().project_started(project_id);
         let generation = self.next_generation;
         self.next_generation += 1;
         let deps = ProjectDeps {
@@ -220,6 +228,22 @@ impl Supervisor {
         }
         let now = Instant::now();
         let known: HashMap<i64, bool> = all.iter().map(|i| (i.project_id, i.is_active)).collect();
+        self.http.set_webhook_keys(
+            all.iter()
+                .filter(|i| i.is_active)
+                .filter_map(|i| {
+                    let hash = i.webhook_token_sha256.as_deref()?;
+                    let key = crate::http::parse_token_hash(hash);
+                    if key.is_none() {
+                        warn!(
+                            project_id = i.project_id,
+                            "webhook_token_sha256 is not 64 hex digits; its webhooks are refused"
+                        );
+                    }
+                    Some((i.project_id, key?))
+                })
+                .collect(),
+        );
         // Stop what is gone or inactive.
         let gone: Vec<i64> = self
             .slots
@@ -235,6 +259,7 @@ impl Supervisor {
             }
             self.board.remove(project_id);
             if !known.contains_key(&project_id) {
+                crate::metrics::metrics().forget_project(project_id);
                 info!(
                     project_id,
                     "integration removed: project stopped and its queue purged"
@@ -316,6 +341,24 @@ impl Supervisor {
                 }
                 if new.log.format != old.log.format {
                     restart.push("log.format".to_string());
+                }
+                for (key, changed) in [
+                    ("http.listen", new.http.listen != old.http.listen),
+                    (
+                        "http.body_limit_bytes",
+                        new.http.body_limit_bytes != old.http.body_limit_bytes,
+                    ),
+                    (
+                        "http.request_timeout_secs",
+                        new.http.request_timeout_secs != old.http.request_timeout_secs,
+                    ),
+                ] {
+                    if changed {
+                        restart.push(key.to_string());
+                    }
+                }
+                if let Err(e) = self.http.apply_settings(&new.http) {
+                    warn!("{e}");
                 }
                 if new.log.level != old.log.level {
                     if let Err(e) = crate::telemetry::set_level(&new.log.level) {
@@ -425,6 +468,7 @@ impl Supervisor {
             return;
         }
         self.shutting_down = true;
+        self.http.set_readiness(Readiness::Stopping);
         notify::stopping();
         info!(
             grace_seconds = self.settings.shutdown.grace_seconds,
@@ -481,6 +525,7 @@ impl Handler<DaemonEvent> for Supervisor {
             }
             DaemonEvent::Signal(Signal::Terminate) => self.shutdown(ctx),
             DaemonEvent::Reconcile => self.reconcile(ctx),
+            DaemonEvent::Webhook(due) => self.webhook(due, ctx),
         }
     }
 }

@@ -17,6 +17,20 @@
 //! (`--pad-order-history N`, `--pad-customer-history N`) put N virtual history records, spaced
 //! by [`MockConfig::history_stride`] (`--history-stride S`), in front of the real ones without
 //! storing them ([`MockState::pad_history`]).
+//!
+//! Trigger (webhooks): like a RetailCRM trigger with the action "HTTP request" (Administration
+//! -> Communications -> Triggers), the mock can call a URL after every change that adds a
+//! history record (admin mutations, churn, status changes, merges, deletions, and the API writes
+//! `orders/create`, `orders/{key}/edit`, `customers/create`, `customers/{key}/edit`): one `POST`
+//! per changed entity and change, form-encoded, `entity=order&order_id=<id>` or
+//! `entity=customer&customer_id=<id>`, to the URL as given (with its `?token=...`). Set it with
+//! [`MockConfig::webhook_url`] (CLI `--webhook-url URL`), at run time with
+//! [`MockHandle::set_webhook_url`] or `POST /admin/webhook` `{"url": "..."}` (`{"url": null}`
+//! clears it). Calls leave on a background task after the state lock is given up, in the order
+//! of the changes, with a 2 s timeout and no retry; [`MockStats::webhooks_sent`] and
+//! [`MockStats::webhooks_failed`] count them. A burst of 500 changes is 500 calls; a change
+//! that writes several records about one entity (an edit of three fields) is one. Without a URL
+//! nothing is recorded. See [`webhook`].
 
 pub mod clock;
 pub mod data;
@@ -25,6 +39,7 @@ pub mod history;
 pub mod listing;
 pub mod server;
 pub mod state;
+pub mod webhook;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,8 +52,9 @@ pub use data::{GenConfig, Kopecks, MockCustomer, MockOrder};
 pub use faults::FaultConfig;
 pub use history::HistQuery;
 pub use listing::{ListFilter, ListOrder};
-pub use server::MockStats;
+pub use server::{MockStats, StateGuard};
 pub use state::{MockState, MutationReport};
+pub use webhook::WebhookCall;
 
 /// Every scope our daemon may need.
 pub const ALL_SCOPES: [&str; 5] = [
@@ -80,6 +96,8 @@ pub struct MockConfig {
     pub pad_customer_history: u64,
     /// Id spacing of the virtual records (1: dense).
     pub history_stride: u64,
+    /// URL RetailCRM's trigger calls after every change (`None`: no calls). See [`webhook`].
+    pub webhook_url: Option<String>,
 }
 
 impl Default for MockConfig {
@@ -99,6 +117,7 @@ impl Default for MockConfig {
             pad_order_history: 0,
             pad_customer_history: 0,
             history_stride: 1,
+            webhook_url: None,
         }
     }
 }
@@ -140,6 +159,8 @@ impl MockCrm {
             cfg.pad_customer_history,
             stride,
         );
+        let webhooks = state.webhook_outbox().clone();
+        webhooks.set_url(cfg.webhook_url.clone());
         let shared = Arc::new(server::Shared {
             state: RwLock::new(state),
             api_key: cfg.api_key.clone(),
@@ -154,6 +175,7 @@ impl MockCrm {
             injected_failures: AtomicU64::new(0),
             truncated: AtomicU64::new(0),
             by_endpoint: Mutex::new(Default::default()),
+            webhooks: webhooks.clone(),
         });
         shared.set_faults(cfg.faults.clone());
         let listener = tokio::net::TcpListener::bind(cfg.listen)
@@ -176,6 +198,7 @@ impl MockCrm {
                 tracing::error!(error = %e, "mock RetailCRM server stopped with an error");
             }
         });
+        let sender = tokio::spawn(webhook::run_sender(webhooks));
         Ok(MockHandle {
             url: format!("http://{addr}"),
             api_key: cfg.api_key,
@@ -183,6 +206,7 @@ impl MockCrm {
             shared,
             shutdown: Some(tx),
             task: Some(task),
+            sender,
         })
     }
 }
@@ -198,6 +222,7 @@ pub struct MockHandle {
     shared: Arc<server::Shared>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    sender: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for MockHandle {
@@ -210,9 +235,25 @@ impl std::fmt::Debug for MockHandle {
 
 impl MockHandle {
     /// Write access to the account. Do not hold the guard across an `.await`: the server
-    /// waits for it.
-    pub fn state(&self) -> std::sync::RwLockWriteGuard<'_, MockState> {
+    /// waits for it. The trigger calls of the changes made through it leave when it is dropped.
+    pub fn state(&self) -> StateGuard<'_> {
         self.shared.write()
+    }
+
+    /// Sets (or, with `None`, clears) the URL RetailCRM's trigger calls after every change.
+    /// Clearing it drops the calls not yet sent. See [`webhook`].
+    pub fn set_webhook_url(&self, url: Option<String>) {
+        self.shared.webhooks.set_url(url);
+    }
+
+    /// The trigger URL, if set.
+    pub fn webhook_url(&self) -> Option<String> {
+        self.shared.webhooks.url()
+    }
+
+    /// Trigger calls waiting to be sent.
+    pub fn webhooks_pending(&self) -> usize {
+        self.shared.webhooks.pending()
     }
 
     /// Applies `n` random changes (see [`MockState::mutate_random`]).
@@ -279,8 +320,9 @@ impl MockHandle {
             .collect()
     }
 
-    /// Stops the server and waits for it.
+    /// Stops the server (and the trigger: calls not yet sent are dropped) and waits for it.
     pub async fn shutdown(mut self) {
+        self.sender.abort();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -292,6 +334,7 @@ impl MockHandle {
 
 impl Drop for MockHandle {
     fn drop(&mut self) {
+        self.sender.abort();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

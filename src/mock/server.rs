@@ -11,6 +11,18 @@
 //! are form-encoded with the entity as a JSON field, `by` defaults to `externalId`, create
 //! answers 201, the key is the `X-API-KEY` header or an `apiKey` query or form parameter, a
 //! wrong key answers 403 `Wrong "apiKey" value.`, an unknown account answers an HTML page.
+//!
+//! Admin: `GET /admin/stats` (counters, including `webhooks_sent`/`webhooks_failed` of the
+//! trigger), `POST /admin/mutate?n=&seed=`, `/admin/faults?...`, `/admin/account?exists=`,
+//! `/admin/revoke-key`, `/admin/restore-key`, `/admin/orders/{id}/status?status=`,
+//! `/admin/orders/{id}/delete`, `/admin/customers/{id}/merge?into=`, and the trigger:
+//! `POST /admin/webhook` with JSON `{"url": "http://...?token=..."}` sets the URL RetailCRM's
+//! trigger calls after every change (`{"url": null}` clears it; see [`super::webhook`]),
+//! `GET /admin/webhook` shows it with its counters.
+//!
+//! Every write to the state goes through [`Shared::write`], whose guard releases the trigger
+//! calls of the change when the lock is given up and wakes the sender: no call is sent while
+//! the state lock is held, and none delays an answer.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,8 +35,8 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
-use serde::Serialize;
+use axum::{Form, Json, Router};
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
@@ -34,6 +46,7 @@ use super::faults::{FaultConfig, HTML_503, HTML_NO_ACCOUNT, ServerLimiter, roll}
 use super::history::HistQuery;
 use super::listing::{FilterError, ListFilter, parse_bound};
 use super::state::{MockState, WriteError};
+use super::webhook::WebhookOutbox;
 
 /// Everything the handlers share.
 #[derive(Debug)]
@@ -64,6 +77,48 @@ pub struct Shared {
     pub truncated: AtomicU64,
     /// Requests per route pattern (e.g. `/api/v5/orders`).
     pub by_endpoint: Mutex<HashMap<String, u64>>,
+    /// The trigger's outbox (the same as the state's, reachable without the state lock).
+    pub webhooks: Arc<WebhookOutbox>,
+}
+
+/// Write access to the state. When it is dropped, the trigger calls of the changes made
+/// through it become sendable (just before the lock is given up) and the sender is woken
+/// (just after).
+pub struct StateGuard<'a> {
+    guard: Option<std::sync::RwLockWriteGuard<'a, MockState>>,
+    webhooks: &'a WebhookOutbox,
+}
+
+impl std::ops::Deref for StateGuard<'_> {
+    type Target = MockState;
+
+    fn deref(&self) -> &MockState {
+        self.guard.as_deref().expect("state guard used after drop")
+    }
+}
+
+impl std::ops::DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut MockState {
+        self.guard
+            .as_deref_mut()
+            .expect("state guard used after drop")
+    }
+}
+
+impl std::fmt::Debug for StateGuard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateGuard").finish_non_exhaustive()
+    }
+}
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        let waiting = self.webhooks.release();
+        drop(self.guard.take());
+        if waiting {
+            self.webhooks.wake();
+        }
+    }
 }
 
 impl Shared {
@@ -73,9 +128,12 @@ impl Shared {
         self.state.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Write access to the state.
-    pub fn write(&self) -> std::sync::RwLockWriteGuard<'_, MockState> {
-        self.state.write().unwrap_or_else(|e| e.into_inner())
+    /// Write access to the state; the trigger calls of the changes leave when it is dropped.
+    pub fn write(&self) -> StateGuard<'_> {
+        StateGuard {
+            guard: Some(self.state.write().unwrap_or_else(|e| e.into_inner())),
+            webhooks: &self.webhooks,
+        }
     }
 
     /// Replaces the fault settings.
@@ -102,6 +160,8 @@ impl Shared {
             rate_limited: self.rate_limited.load(Ordering::Relaxed),
             injected_failures: self.injected_failures.load(Ordering::Relaxed),
             truncated: self.truncated.load(Ordering::Relaxed),
+            webhooks_sent: self.webhooks.sent(),
+            webhooks_failed: self.webhooks.failed(),
             by_endpoint,
         }
     }
@@ -118,6 +178,10 @@ pub struct MockStats {
     pub injected_failures: u64,
     /// Answers cut in half.
     pub truncated: u64,
+    /// Trigger calls answered 2xx (see [`super::webhook`]).
+    pub webhooks_sent: u64,
+    /// Trigger calls that failed (no connection, timeout, non-2xx; not retried).
+    pub webhooks_failed: u64,
     /// Requests per route pattern.
     pub by_endpoint: BTreeMap<String, u64>,
 }
@@ -191,7 +255,11 @@ pub fn router(shared: AppState) -> Router {
         .route("/admin/restore-key", post(admin_restore))
         .route("/admin/orders/{id}/status", post(admin_order_status))
         .route("/admin/orders/{id}/delete", post(admin_order_delete))
-        .route("/admin/customers/{id}/merge", post(admin_customer_merge));
+        .route("/admin/customers/{id}/merge", post(admin_customer_merge))
+        .route(
+            "/admin/webhook",
+            get(admin_webhook_get).post(admin_webhook_set),
+        );
     Router::new().merge(admin).merge(api).with_state(shared)
 }
 
@@ -880,4 +948,51 @@ async fn admin_customer_merge(
     };
     let merged = shared.write().merge_customer(id, into, "combine");
     json_response(StatusCode::OK, &json!({"merged": merged}))
+}
+
+/// The body of `POST /admin/webhook`: `{"url": "..."}` sets, `{"url": null}` (or `""`) clears.
+#[derive(Debug, Deserialize)]
+struct WebhookBody {
+    #[serde(default)]
+    url: Option<String>,
+}
+
+fn webhook_answer(shared: &Shared) -> Response {
+    json_response(
+        StatusCode::OK,
+        &json!({"url": shared.webhooks.url(), "sent": shared.webhooks.sent(),
+                "failed": shared.webhooks.failed(), "pending": shared.webhooks.pending()}),
+    )
+}
+
+/// Checks a trigger URL: absolute `http` or `https`.
+pub fn check_webhook_url(url: &str) -> Result<(), String> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => Ok(()),
+        Ok(u) => Err(format!(
+            "the trigger URL must be http or https, not {}",
+            u.scheme()
+        )),
+        Err(e) => Err(format!("the trigger URL is not a URL: {e}")),
+    }
+}
+
+/// `GET /admin/webhook`: the trigger URL and its counters.
+async fn admin_webhook_get(State(shared): State<AppState>) -> Response {
+    webhook_answer(&shared)
+}
+
+/// `POST /admin/webhook` `{"url": "http://...?token=..."}` or `{"url": null}`.
+async fn admin_webhook_set(
+    State(shared): State<AppState>,
+    Json(body): Json<WebhookBody>,
+) -> Response {
+    let url = body.url.filter(|u| !u.trim().is_empty());
+    if let Some(u) = &url {
+        if let Err(msg) = check_webhook_url(u) {
+            return error(StatusCode::BAD_REQUEST, &msg);
+        }
+    }
+    shared.webhooks.set_url(url);
+    webhook_answer(&shared)
 }

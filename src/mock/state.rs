@@ -5,7 +5,8 @@
 //! that is close to, but not monotonic in, the id. A `created` record carries a full snapshot of
 //! the entity as it was created (shared through `Arc`, so snapshots cost nothing until the entity
 //! changes); field records carry `oldValue`/`newValue`; deletions carry `deleted: true` and the
-//! entity disappears from the lists.
+//! entity disappears from the lists. While a trigger URL is set, every record also stages one
+//! call in the [`WebhookOutbox`] (one per entity and change, see [`super::webhook`]).
 //!
 //! Lists are filtered by [`ListFilter`] and served in [`MockState::list_order`]; history
 //! queries (page cap, padding, date filters) live in [`super::history`]. `externalId` is unique
@@ -29,6 +30,7 @@ use super::data::{
 };
 use super::history::{HistQuery, Padding, Slot};
 use super::listing::{ListFilter, ListOrder, page_ids};
+use super::webhook::{WebhookCall, WebhookOutbox};
 use crate::model::Stream;
 
 mod merge;
@@ -213,6 +215,12 @@ pub struct MockState {
     pub history_page_cap: u32,
     /// The clock of changes (real time in the account timezone after generation).
     pub clock: Clock,
+    /// Trigger calls of changes (see [`super::webhook`]); staged only while a URL is set.
+    webhooks: Arc<WebhookOutbox>,
+    /// Number of the current change (one trigger call per entity and change).
+    change_seq: u64,
+    /// Inside [`MockState::grouped`]: records belong to one change.
+    grouping: bool,
     order_pad: Padding,
     customer_pad: Padding,
     order_ext: HashMap<(String, String), i64>,
@@ -286,6 +294,9 @@ impl MockState {
             list_order: ListOrder::default(),
             history_page_cap: 10,
             clock: Clock::real(chrono_tz::Europe::Moscow),
+            webhooks: Arc::new(WebhookOutbox::default()),
+            change_seq: 0,
+            grouping: false,
             order_pad: Padding::default(),
             customer_pad: Padding::default(),
             order_ext: HashMap::new(),
@@ -303,6 +314,46 @@ impl MockState {
             next_customer_hist: 1,
             rng: StdRng::seed_from_u64(seed ^ 0x5eed_cafe),
         }
+    }
+
+    /// Sets (or, with `None`, clears) the URL RetailCRM's trigger calls after every change
+    /// (see [`super::webhook`]). Clearing it drops the calls not yet sent.
+    pub fn set_webhook_url(&self, url: Option<String>) {
+        self.webhooks.set_url(url);
+    }
+
+    /// The trigger URL, if set.
+    pub fn webhook_url(&self) -> Option<String> {
+        self.webhooks.url()
+    }
+
+    /// The outbox of trigger calls (shared with the server and its sender).
+    pub fn webhook_outbox(&self) -> &Arc<WebhookOutbox> {
+        &self.webhooks
+    }
+
+    /// Stages the trigger call for a record about `id` of `stream`.
+    fn trigger(&mut self, stream: Stream, id: i64) {
+        if !self.webhooks.enabled() {
+            return;
+        }
+        if !self.grouping {
+            self.change_seq += 1;
+        }
+        self.webhooks
+            .stage(WebhookCall { stream, id }, self.change_seq);
+    }
+
+    /// Runs `f` as one change: its records about one entity make one trigger call.
+    fn grouped<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        if self.grouping {
+            return f(self);
+        }
+        self.change_seq += 1;
+        self.grouping = true;
+        let r = f(self);
+        self.grouping = false;
+        r
     }
 
     /// Live order ids, ascending.
@@ -360,6 +411,7 @@ impl MockState {
         entity: EntityRef,
         kind: HistKind<MockOrder>,
     ) {
+        self.trigger(Stream::Orders, entity.id);
         push_hist(
             &mut self.next_order_hist,
             &mut self.order_history,
@@ -377,6 +429,7 @@ impl MockState {
         entity: EntityRef,
         kind: HistKind<MockCustomer>,
     ) {
+        self.trigger(Stream::Customers, entity.id);
         push_hist(
             &mut self.next_customer_hist,
             &mut self.customer_history,
@@ -524,8 +577,21 @@ impl MockState {
         Some(current)
     }
 
-    /// Edits a customer: each given field that changes becomes one history record.
+    /// Edits a customer: each given field that changes becomes one history record (and the
+    /// edit one trigger call).
     pub fn edit_customer(
+        &mut self,
+        id: i64,
+        email: Option<Option<String>>,
+        phones: Option<Vec<String>>,
+        first_name: Option<Option<String>>,
+        last_name: Option<Option<String>>,
+        source: &'static str,
+    ) -> bool {
+        self.grouped(|st| st.edit_customer_fields(id, email, phones, first_name, last_name, source))
+    }
+
+    fn edit_customer_fields(
         &mut self,
         id: i64,
         email: Option<Option<String>>,
@@ -853,8 +919,17 @@ impl MockState {
         Ok(self.insert_order(o, "api", at))
     }
 
-    /// `POST /orders/{key}/edit`: applies a partial order.
+    /// `POST /orders/{key}/edit`: applies a partial order (one change: one trigger call).
     pub fn api_edit_order(
+        &mut self,
+        key: &str,
+        by: &str,
+        patch: &Value,
+    ) -> Result<i64, WriteError> {
+        self.grouped(|st| st.api_edit_order_fields(key, by, patch))
+    }
+
+    fn api_edit_order_fields(
         &mut self,
         key: &str,
         by: &str,
@@ -973,8 +1048,17 @@ impl MockState {
         Ok(self.insert_customer(c, "api", at))
     }
 
-    /// `POST /customers/{key}/edit`.
+    /// `POST /customers/{key}/edit` (one change: one trigger call).
     pub fn api_edit_customer(
+        &mut self,
+        key: &str,
+        by: &str,
+        patch: &Value,
+    ) -> Result<i64, WriteError> {
+        self.grouped(|st| st.api_edit_customer_fields(key, by, patch))
+    }
+
+    fn api_edit_customer_fields(
         &mut self,
         key: &str,
         by: &str,

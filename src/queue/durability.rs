@@ -87,6 +87,16 @@ impl JobQueue {
         Ok(RedisDurability::from_config(&pairs))
     }
 
+    /// Whether Redis answers a `PING` (for `/readyz`).
+    pub async fn ping(&self) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| QueueError::from_redis(&self.addr, e))?;
+        Ok(())
+    }
+
     /// [`RedisDurability::warnings`] of the queue's Redis; a Redis that cannot be asked is a
     /// warning too (the operator must then check by hand).
     pub async fn durability_warnings(&self) -> Vec<String> {

@@ -53,6 +53,30 @@ impl fmt::Display for JobKind {
 }
 
 impl JobKind {
+    /// The kind without its entity id (`sync_order`), for metric labels.
+    pub fn name(&self) -> &'static str {
+        match self {
+            JobKind::SyncOrders => "sync_orders",
+            JobKind::SyncCustomers => "sync_customers",
+            JobKind::SyncAll => "sync_all",
+            JobKind::SyncOrder { .. } => "sync_order",
+            JobKind::SyncCustomer { .. } => "sync_customer",
+            JobKind::ResyncOrders => "resync_orders",
+            JobKind::ResyncCustomers => "resync_customers",
+            JobKind::ResyncAll => "resync_all",
+        }
+    }
+
+    /// The streams a job of this kind walks to the end of their history.
+    pub fn walks(&self) -> &'static [crate::model::Stream] {
+        use crate::model::Stream;
+        match self {
+            JobKind::SyncOrders | JobKind::ResyncOrders => &[Stream::Orders],
+            JobKind::SyncCustomers | JobKind::ResyncCustomers => &[Stream::Customers],
+            JobKind::SyncAll | JobKind::ResyncAll => &Stream::ALL,
+            JobKind::SyncOrder { .. } | JobKind::SyncCustomer { .. } => &[],
+        }
+    }
     /// True for the kinds that sync every enabled stream of the project (`sync_all`,
     /// `resync_all`): while one runs, a periodic `sync_all` would only repeat it.
     pub fn covers_project(&self) -> bool {
@@ -108,6 +132,8 @@ pub enum Trigger {
     Manual,
     /// A follow-up enqueued by a worker (e.g. a continuation).
     Retry,
+    /// A RetailCRM trigger called the project's webhook.
+    Webhook,
 }
 
 impl fmt::Display for Trigger {
@@ -116,6 +142,7 @@ impl fmt::Display for Trigger {
             Trigger::Schedule => "schedule",
             Trigger::Manual => "manual",
             Trigger::Retry => "retry",
+            Trigger::Webhook => "webhook",
         })
     }
 }

@@ -45,6 +45,8 @@ pub struct Integration {
     /// Country in which phones written without a country code are read; `None`: the
     /// account's country (`/reference/sites`), else RU.
     pub default_phone_country: Option<PhoneCountry>,
+    /// SHA-256 (lower-case hex) of the webhook secret; `None`: webhooks are refused.
+    pub webhook_token_sha256: Option<String>,
     /// Last successful sync.
     pub last_sync_at: Option<DateTime<Utc>>,
     /// Last change of the row (the supervisor restarts a project when it moves).
@@ -99,6 +101,8 @@ pub struct IntegrationPatch {
     pub orders_created_from: Option<Option<NaiveDate>>,
     /// New default phone country: `Some(None)` removes it (the account's country, else RU).
     pub default_phone_country: Option<Option<PhoneCountry>>,
+    /// New webhook secret hash (see [`crate::http::webhook_token_hash`]): `Some(None)` removes it.
+    pub webhook_token_sha256: Option<Option<String>>,
 }
 
 #[derive(QueryableByName)]
@@ -125,6 +129,8 @@ struct Row {
     orders_created_from: Option<NaiveDate>,
     #[diesel(sql_type = Nullable<Text>)]
     default_phone_country: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    webhook_token_sha256: Option<String>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     last_sync_at: Option<DateTime<Utc>>,
     #[diesel(sql_type = Timestamptz)]
@@ -156,6 +162,7 @@ impl From<Row> for Integration {
             status_mapping_errors,
             orders_created_from: r.orders_created_from,
             default_phone_country,
+            webhook_token_sha256: r.webhook_token_sha256,
             last_sync_at: r.last_sync_at,
             updated_at: r.updated_at,
         }
@@ -196,7 +203,8 @@ fn mapping_json(map: &HashMap<String, OrderStatus>) -> serde_json::Value {
 
 const SELECT: &str = "SELECT i.project_id, p.name AS project_name, i.api_url, i.api_key, \
      i.is_active, i.sync_orders, i.sync_customers, i.sync_interval_minutes, i.status_mapping, \
-     i.orders_created_from, i.default_phone_country, i.last_sync_at, i.updated_at \
+     i.orders_created_from, i.default_phone_country, i.webhook_token_sha256, i.last_sync_at, \
+     i.updated_at \
      FROM retailcrm_integrations i LEFT JOIN projects p ON p.id = i.project_id";
 
 impl Store {
@@ -324,6 +332,7 @@ impl Store {
              status_mapping = COALESCE($8, status_mapping), \
              orders_created_from = CASE WHEN $9 THEN $10 ELSE orders_created_from END, \
              default_phone_country = CASE WHEN $11 THEN $12 ELSE default_phone_country END, \
+             webhook_token_sha256 = CASE WHEN $13 THEN $14 ELSE webhook_token_sha256 END, \
              updated_at = now() \
              WHERE project_id = $1",
         )
@@ -345,6 +354,8 @@ impl Store {
                 .as_ref()
                 .map(PhoneCountry::as_str),
         )
+        .bind::<Bool, _>(patch.webhook_token_sha256.is_some())
+        .bind::<Nullable<Text>, _>(patch.webhook_token_sha256.clone().flatten())
         .execute(&mut conn)
         .await
         .map_err(op("update integration"))?;

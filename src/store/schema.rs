@@ -27,6 +27,7 @@ diesel::table! {
         last_sync_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        webhook_token_sha256 -> Nullable<Text>,
     }
 }
 

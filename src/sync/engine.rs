@@ -566,6 +566,19 @@ impl Engine {
         counts.updated += out.updated;
         counts.deleted += out.deleted;
         counts.users_created_from_orders += out.users_created;
+        let m = crate::metrics::metrics();
+        let table = match stream {
+            Stream::Orders => "orders",
+            Stream::Customers => "users",
+        };
+        m.rows(project_id, table, "created", out.created);
+        m.rows(project_id, table, "updated", out.updated);
+        m.rows(project_id, table, "deleted", out.deleted);
+        m.rows(project_id, "users", "created", out.users_created);
+        if n_poison > 0 {
+            m.dead_records
+                .inc_by(crate::metrics::ProjectLabel { project_id }, n_poison);
+        }
         let cursor = out.cursor;
         counts.fetched += batch.fetched;
         counts.unmapped_statuses += batch.unmapped;

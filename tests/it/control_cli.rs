@@ -78,6 +78,7 @@ fn project(sim: &mut JobSim) -> ProjectStatus {
         },
         running_job,
         last_success_at: None,
+        fresh_as_of: None,
         last_error: None,
         last_finished: sim.finished.clone(),
         next_run_at: Some(now + chrono::Duration::minutes(5)),
@@ -108,6 +109,7 @@ async fn fake_supervisor(mut rx: mpsc::Receiver<ControlCall>, sim: Arc<Mutex<Job
                         config_error: None,
                         restart_required: vec![],
                         warnings: vec![],
+                        http_listen: None,
                         projects: vec![project(&mut sim)],
                     })
                 }

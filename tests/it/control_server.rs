@@ -71,6 +71,7 @@ fn status_of(project_id: i64) -> ProjectStatus {
         state: ProjectState::Idle,
         running_job: None,
         last_success_at: None,
+        fresh_as_of: None,
         last_error: None,
         last_finished: None,
         next_run_at: None,
@@ -108,6 +109,7 @@ async fn fake_supervisor(mut rx: mpsc::Receiver<ControlCall>) {
                         config_error: None,
                         restart_required: vec![],
                         warnings: vec![],
+                        http_listen: None,
                         projects,
                     })
                 }

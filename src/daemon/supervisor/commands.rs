@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
-use tracing::info;
+use tracing::{debug, info, warn};
 
 use super::Supervisor;
 use crate::control::protocol::{
@@ -16,9 +16,59 @@ use crate::control::protocol::{
 use crate::control::server::ControlCall;
 use crate::daemon::board::LiveState;
 use crate::daemon::project::{PauseProject, WakeProject};
+use crate::http::WebhookDue;
 use crate::queue::{Job, JobKind, NewJob, Trigger};
 
 impl Supervisor {
+    /// Enqueues the history walk a webhook burst asks for, coalesced with an identical
+    /// waiting job. When Redis refuses, the burst goes back into the inbox and is tried again a
+    /// second later, so a change is never left for the schedule alone.
+    pub(super) fn webhook(&mut self, due: WebhookDue, ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            return;
+        }
+        let project_id = due.project_id;
+        let Some(slot) = self.slots.get(&project_id) else {
+            debug!(
+                project_id,
+                "webhook for a project that is not running; ignored"
+            );
+            return;
+        };
+        let addr = slot.addr.clone();
+        let kind = match (due.streams.orders, due.streams.customers) {
+            (true, true) => JobKind::SyncAll,
+            (true, false) => JobKind::SyncOrders,
+            _ => JobKind::SyncCustomers,
+        };
+        let job = NewJob {
+            project_id,
+            kind,
+            since_id: None,
+            trigger: Trigger::Webhook,
+        };
+        let queue = self.queue.clone();
+        let http = self.http.clone();
+        ctx.spawn(
+            async move {
+                match queue.enqueue(&job).await {
+                    Ok(e) => {
+                        debug!(project_id, job_id = %e.job_id, coalesced = e.coalesced, calls = due.calls, "webhook: history walk enqueued");
+                        if let Some(addr) = addr {
+                            addr.do_send(WakeProject);
+                        }
+                    }
+                    Err(e) => {
+                        warn!(project_id, error = %e, "webhook: could not enqueue the history walk; trying again in 1 s");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        http.inbox.mark(project_id, due.streams);
+                    }
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
     pub(super) fn handle_control(&mut self, call: ControlCall, ctx: &mut Context<Self>) {
         let ControlCall { request, reply, .. } = call;
         let answer = |resp: Response| {
@@ -248,6 +298,7 @@ impl Supervisor {
             config_error: self.config_error.clone(),
             restart_required: self.restart_required.clone(),
             warnings: self.warnings.clone(),
+            http_listen: self.http.bound_addr().map(|a| a.to_string()),
             projects: Vec::new(),
         };
         async move {
@@ -282,6 +333,7 @@ impl Supervisor {
                         }
                     }),
                     last_success_at: live.as_ref().and_then(|l| l.last_success_at),
+                    fresh_as_of: live.as_ref().and_then(|l| l.fresh_as_of()),
                     last_error: live.as_ref().and_then(|l| l.last_error.as_ref()).map(|e| {
                         LastError {
                             at: e.at,

@@ -40,6 +40,12 @@ pub struct DaemonOpts {
     pub log_level: String,
     /// `sync.max_attempts`.
     pub max_attempts: u32,
+    /// `http.listen` (a free port by default; `ctl status` shows the bound one).
+    pub http_listen: String,
+    /// `http.api_token_file` content: a token file is written when `Some`.
+    pub api_token: Option<String>,
+    /// `http.webhook_debounce_ms`.
+    pub webhook_debounce_ms: u64,
 }
 
 impl Default for DaemonOpts {
@@ -54,6 +60,9 @@ impl Default for DaemonOpts {
             reconcile_secs: 600,
             log_level: "debug".into(),
             max_attempts: 3,
+            http_listen: "127.0.0.1:0".into(),
+            api_token: None,
+            webhook_debounce_ms: 100,
         }
     }
 }
@@ -67,6 +76,24 @@ pub struct Env {
     pub socket: PathBuf,
     pub log_path: PathBuf,
     pub opts: DaemonOpts,
+}
+
+/// `assert!` that returns `Err(message)` instead of panicking.
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(format!($($msg)+));
+        }
+    };
+}
+
+/// `assert_eq!` that returns `Err(message)` instead of panicking.
+macro_rules! ensure_eq {
+    ($a:expr, $b:expr, $($msg:tt)+) => {
+        if $a != $b {
+            return Err(format!("{}: {:?} != {:?}", format!($($msg)+), $a, $b));
+        }
+    };
 }
 
 impl Env {
@@ -95,6 +122,14 @@ impl Env {
     pub fn config_text(&self) -> String {
         let o = &self.opts;
         let db_url = o.db_url.clone().unwrap_or_else(|| self.db.url.clone());
+        let token_file = match &o.api_token {
+            Some(token) => {
+                let path = self.dir.path().join("api-token");
+                std::fs::write(&path, token).expect("write the API token file");
+                path.display().to_string()
+            }
+            None => String::new(),
+        };
         format!(
             r#"[database]
 url = "{db_url}"
@@ -133,7 +168,14 @@ format = "json"
 reconcile_interval_secs = {reconcile}
 restart_max = 5
 restart_window_secs = 60
+
+[http]
+listen = "{http_listen}"
+api_token_file = "{token_file}"
+webhook_debounce_ms = {debounce}
 "#,
+            http_listen = o.http_listen,
+            debounce = o.webhook_debounce_ms,
             redis = super::redis::redis_url(),
             prefix = self.prefix,
             socket = self.socket.display(),
@@ -323,24 +365,36 @@ restart_window_secs = 60
         rows.into_iter().map(|r| r.id).collect()
     }
 
-    /// Asserts the project's rows equal the mock's account: every order (id, number, status)
-    /// once, no extra order, every customer exactly once.
-    pub async fn assert_equals_mock(&self, project_id: i64, mock: &MockHandle) {
+    /// Sets a project's webhook secret (its hash, as `integration set` does) and returns it.
+    pub async fn set_webhook_token(&self, project_id: i64) -> String {
+        let token = retailcrm_sync::http::generate_webhook_token();
+        let hash = retailcrm_sync::http::webhook_token_hash(&token);
+        self.sql(&format!(
+            "UPDATE retailcrm_integrations SET webhook_token_sha256 = '{hash}' \
+             WHERE project_id = {project_id}"
+        ))
+        .await;
+        token
+    }
+
+    /// Whether the project's live orders equal the mock's (`Err` says how not): every order
+    /// (id, number, status) once, no extra order, no order stored twice.
+    pub async fn orders_mismatch(&self, project_id: i64, mock: &MockHandle) -> Result<(), String> {
         let want: BTreeMap<i64, (String, Option<String>)> = mock
             .orders_snapshot()
             .into_iter()
             .map(|o| (o.id, (o.number, Some(o.status))))
             .collect();
         let got = self.orders(project_id).await;
-        assert_eq!(got.len(), want.len(), "order count differs from the mock");
-        assert!(got == want, "orders differ from the mock");
+        ensure_eq!(got.len(), want.len(), "order count differs from the mock");
+        ensure!(got == want, "orders differ from the mock");
         let live = self
             .count(&format!(
                 "SELECT count(*) AS n FROM orders WHERE project_id = {project_id} \
                  AND deleted_at IS NULL"
             ))
             .await;
-        assert_eq!(
+        ensure_eq!(
             live as usize,
             want.len(),
             "duplicate or stray live order rows"
@@ -351,14 +405,21 @@ restart_window_secs = 60
                  WHERE project_id = {project_id}"
             ))
             .await;
-        assert_eq!(distinct, 0, "an order is stored twice");
+        ensure_eq!(distinct, 0, "an order is stored twice");
+        Ok(())
+    }
+
+    /// Whether the project's rows equal the mock's account (`Err` says how not): orders as
+    /// [`Env::orders_mismatch`], and every customer exactly once.
+    pub async fn mock_mismatch(&self, project_id: i64, mock: &MockHandle) -> Result<(), String> {
+        self.orders_mismatch(project_id, mock).await?;
         // Customers: one user per customer, except that a customer sharing an e-mail or phone
         // with another one is linked to that user (the store's matching rules), not duplicated.
         let customers = mock.customers_snapshot();
         let got_ids = self.customer_ids(project_id).await;
         let mut seen = std::collections::BTreeSet::new();
         for id in &got_ids {
-            assert!(seen.insert(*id), "customer {id} has two users");
+            ensure!(seen.insert(*id), "customer {id} has two users");
         }
         let key = |c: &retailcrm_sync::mock::MockCustomer| {
             let mut keys: Vec<String> = c.email.iter().map(|e| e.trim().to_lowercase()).collect();
@@ -379,23 +440,32 @@ restart_window_secs = 60
                 .iter()
                 .filter(|o| o.id != c.id)
                 .any(|o| key(o).iter().any(|k| mine.contains(k)));
-            assert!(
+            ensure!(
                 shared,
                 "customer {} has no user and shares no e-mail/phone with another customer",
                 c.id
             );
         }
         let mock_ids: std::collections::BTreeSet<i64> = customers.iter().map(|c| c.id).collect();
-        assert!(
+        ensure!(
             seen.is_subset(&mock_ids),
             "users for customers the mock does not have"
         );
-        assert!(
+        ensure!(
             seen.len() * 10 >= customers.len() * 9,
             "only {} of {} customers have users",
             seen.len(),
             customers.len()
         );
+        Ok(())
+    }
+
+    /// Asserts the project's rows equal the mock's account: every order (id, number, status)
+    /// once, no extra order, every customer exactly once.
+    pub async fn assert_equals_mock(&self, project_id: i64, mock: &MockHandle) {
+        if let Err(e) = self.mock_mismatch(project_id, mock).await {
+            panic!("{e}");
+        }
     }
 }
 
@@ -555,6 +625,16 @@ impl Daemon {
             .as_str()
             .expect("job id")
             .to_string()
+    }
+
+    /// Base URL of the daemon's HTTP listener (`http://127.0.0.1:PORT`), from `status`.
+    pub async fn http(&self) -> String {
+        let status = self.status().await;
+        let addr = status
+            .http_listen
+            .clone()
+            .unwrap_or_else(|| panic!("the HTTP listener is off: {status:?}"));
+        format!("http://{addr}")
     }
 
     /// Runs `retailcrm-sync ctl --socket S <args>` and returns (exit code, stdout, stderr).

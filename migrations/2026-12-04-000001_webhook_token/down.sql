@@ -1,0 +1,1 @@
+ALTER TABLE retailcrm_integrations DROP COLUMN webhook_token_sha256;
