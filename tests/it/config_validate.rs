@@ -187,3 +187,70 @@ fn broken_toml_is_reported_with_position() {
         "{problems:?}"
     );
 }
+
+/// Every `[http]` mistake is reported at once with the key, exit 78; a public listener is a
+/// warning; a good token file passes.
+#[test]
+fn http_section_problems_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short-token");
+    std::fs::write(&short, "abc").unwrap();
+    let bad = format!(
+        r#"
+[http]
+listen = "localhost"
+api_token_file = "{short}"
+public_url = "ftp://sync.example.com"
+body_limit_bytes = 10
+request_timeout_secs = 0
+webhook_debounce_ms = 120000
+"#,
+        short = short.display()
+    );
+    let (_d, path) = write(&bad);
+    let out = Command::new(env!("CARGO_BIN_EXE_retailcrm-sync"))
+        .arg("validate")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(78), "{stdout}");
+    for key in [
+        "http.listen",
+        "http.api_token_file",
+        "http.public_url",
+        "http.body_limit_bytes",
+        "http.request_timeout_secs",
+        "http.webhook_debounce_ms",
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with("error: ") && l.contains(key)),
+            "{key} not reported:\n{stdout}"
+        );
+    }
+
+    let good_token = dir.path().join("token");
+    std::fs::write(&good_token, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let ok = format!(
+        "[http]\nlisten = \"0.0.0.0:9860\"\napi_token_file = \"{}\"\n",
+        good_token.display()
+    );
+    let (_d2, path) = write(&ok);
+    let out = Command::new(env!("CARGO_BIN_EXE_retailcrm-sync"))
+        .arg("validate")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("warning: ") && l.contains("http.listen")),
+        "a listener reachable from other hosts is a warning:\n{stdout}"
+    );
+}

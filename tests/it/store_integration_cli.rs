@@ -222,3 +222,202 @@ async fn add_list_set_remove() {
     assert!(rm.status.success(), "{}", text(&rm));
     assert_eq!(store.list_integrations().await.unwrap().len(), 1);
 }
+
+fn run_env(db: &TestDb, args: &[&str], vars: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_retailcrm-sync"))
+        .args(args)
+        .env("RETAILCRM_SYNC__DATABASE__URL", &db.url)
+        .env_remove("RETAILCRM_SYNC_CONFIG")
+        .envs(vars.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+async fn stored_hash(db: &TestDb, project_id: i64) -> Option<String> {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        h: Option<String>,
+    }
+    use diesel_async::RunQueryDsl;
+    let mut conn = db.conn().await;
+    let rows: Vec<Row> = diesel::sql_query(format!(
+        "SELECT webhook_token_sha256 AS h FROM retailcrm_integrations WHERE project_id = {project_id}"
+    ))
+    .load(&mut conn)
+    .await
+    .unwrap();
+    rows.into_iter().next().and_then(|r| r.h)
+}
+
+/// `integration set --webhook-token generate` prints the secret once with the URL and the
+/// trigger settings, stores only its hash; `list` says set / not set, never the value;
+/// `--webhook-token-file` takes a given one; `none` removes it.
+#[tokio::test]
+async fn webhook_token_generate_file_and_none() {
+    let db = TestDb::new().await;
+    let add = run(
+        &db,
+        &[
+            "integration",
+            "add",
+            "--project-id",
+            "7",
+            "--api-url",
+            "https://shop.retailcrm.ru/",
+        ],
+        &format!("{KEY}\n"),
+    );
+    assert!(add.status.success(), "{}", text(&add));
+    let list = |json: bool| {
+        let mut args = vec!["integration", "list"];
+        if json {
+            args.push("--json");
+        }
+        text(&run_env(&db, &args, &[]))
+    };
+    assert!(list(false).contains("webhook not set"), "{}", list(false));
+
+    let set = run_env(
+        &db,
+        &[
+            "integration",
+            "set",
+            "--project-id",
+            "7",
+            "--webhook-token",
+            "generate",
+        ],
+        &[(
+            "RETAILCRM_SYNC__HTTP__PUBLIC_URL",
+            "https://sync.example.com/",
+        )],
+    );
+    let out = text(&set);
+    assert!(set.status.success(), "{out}");
+    let url_start = out
+        .find("https://sync.example.com/webhooks/retailcrm/7?token=")
+        .unwrap_or_else(|| panic!("the URL is printed: {out}"));
+    let token: String = out[url_start..]
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .collect();
+    assert_eq!(token.len(), 64, "{out}");
+    assert!(
+        out.contains("order_id = {{ order.id }}"),
+        "trigger settings: {out}"
+    );
+    assert!(out.contains("Customer changed"), "{out}");
+    assert_eq!(
+        stored_hash(&db, 7).await.as_deref(),
+        Some(retailcrm_sync::http::webhook_token_hash(&token).as_str()),
+        "only the hash is stored"
+    );
+    assert!(list(false).contains("webhook set"));
+    assert!(!list(false).contains(&token) && !list(true).contains(&token));
+    assert!(
+        list(true).contains(r#""webhook_token": "set""#),
+        "{}",
+        list(true)
+    );
+
+    // A loopback listener without public_url: the URL is printed with a warning.
+    let again = run_env(
+        &db,
+        &[
+            "integration",
+            "set",
+            "--project-id",
+            "7",
+            "--webhook-token",
+            "generate",
+        ],
+        &[],
+    );
+    let out = text(&again);
+    assert!(
+        out.contains("http://127.0.0.1:9860/webhooks/retailcrm/7?token="),
+        "{out}"
+    );
+    assert!(out.contains("cannot reach"), "{out}");
+    assert_ne!(
+        stored_hash(&db, 7).await.as_deref(),
+        Some(retailcrm_sync::http::webhook_token_hash(&token).as_str()),
+        "a new secret replaces the old"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short");
+    std::fs::write(&short, "abc\n").unwrap();
+    let refused = run_env(
+        &db,
+        &[
+            "integration",
+            "set",
+            "--project-id",
+            "7",
+            "--webhook-token-file",
+            short.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("at least 16"), "{}", text(&refused));
+    let given = dir.path().join("given");
+    std::fs::write(&given, "my-own-secret-0123456789\n").unwrap();
+    let ok = run_env(
+        &db,
+        &[
+            "integration",
+            "set",
+            "--project-id",
+            "7",
+            "--webhook-token-file",
+            given.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(
+        !text(&ok).contains("shown this once"),
+        "a given secret is not echoed as generated"
+    );
+    assert_eq!(
+        stored_hash(&db, 7).await.as_deref(),
+        Some(retailcrm_sync::http::webhook_token_hash("my-own-secret-0123456789").as_str())
+    );
+
+    let none = run_env(
+        &db,
+        &[
+            "integration",
+            "set",
+            "--project-id",
+            "7",
+            "--webhook-token",
+            "none",
+        ],
+        &[],
+    );
+    assert!(none.status.success(), "{}", text(&none));
+    assert_eq!(stored_hash(&db, 7).await, None);
+    assert!(list(false).contains("webhook not set"));
+    let bad = run_env(
+        &db,
+        &[
+            "integration",
+            "set",
+            "--project-id",
+            "7",
+            "--webhook-token",
+            "maybe",
+        ],
+        &[],
+    );
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("generate"), "{}", text(&bad));
+}
