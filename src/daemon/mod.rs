@@ -1,7 +1,8 @@
 //! The long-running daemon (`retailcrm-sync run`): actors, lifecycle and process plumbing.
 //!
 //! - [`lifecycle`]: start-up (wait for Postgres/Redis, migrate, bind the socket), READY, exit;
-//! - [`supervisor`]: the root actor; one place for every control call, signal and reconcile;
+//! - [`supervisor`]: the root actor; one place for every control call (socket and HTTP API),
+//!   signal, reconcile and webhook burst (its `commands` submodule answers the commands);
 //! - [`project`]: one actor per active integration, owning its client, scheduler and sync actor;
 //! - [`scheduler`]: periodic `sync_all` per project, never piling jobs up;
 //! - [`sync_actor`]: takes a project's jobs from Redis one at a time;
