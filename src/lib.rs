@@ -11,6 +11,7 @@ pub mod config;
 pub mod control;
 pub mod crm;
 pub mod daemon;
+pub mod failpoint;
 pub mod http;
 pub mod metrics;
 pub mod mock;

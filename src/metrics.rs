@@ -85,6 +85,21 @@ pub struct WebhookLabels {
     pub outcome: String,
 }
 
+/// `{project_id, entity, outcome}` of `push_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PushLabels {
+    pub project_id: i64,
+    pub entity: String,
+    pub outcome: String,
+}
+
+/// `{project_id, state}` of `outbox_rows`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutboxLabels {
+    pub project_id: i64,
+    pub state: String,
+}
+
 /// The project a label set belongs to, for [`Metrics::forget_project`].
 pub trait OfProject {
     /// The `project_id` label.
@@ -101,7 +116,8 @@ of_project!(
     CrmLabels,
     RowLabels,
     StreamLabels,
-    WebhookLabels
+    WebhookLabels,
+    PushLabels
 );
 
 /// A counter family that remembers its label sets, so one project's series can be dropped
@@ -178,8 +194,11 @@ pub struct Metrics {
     pub dead_records: ProjectCounters<ProjectLabel>,
     /// `webhooks_total{project_id,outcome}`.
     pub webhooks: ProjectCounters<WebhookLabels>,
+    /// `push_total{project_id,entity,outcome}`: outbox entities pushed (two-way sync).
+    pub pushes: ProjectCounters<PushLabels>,
     /// `history_lag{project_id,stream}`: history records RetailCRM has beyond our cursor.
     pub history_lag: Family<StreamLabels, Gauge>,
+    outbox_rows: Family<OutboxLabels, Gauge>,
     last_success: Family<ProjectLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     freshness: Family<ProjectLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     queue_jobs: Family<QueueLabels, Gauge>,
@@ -197,7 +216,9 @@ impl Metrics {
             rows_written: ProjectCounters::new(),
             dead_records: ProjectCounters::new(),
             webhooks: ProjectCounters::new(),
+            pushes: ProjectCounters::new(),
             history_lag: Family::default(),
+            outbox_rows: Family::default(),
             last_success: Family::default(),
             freshness: Family::default(),
             queue_jobs: Family::default(),
@@ -257,6 +278,16 @@ impl Metrics {
             m.freshness.clone(),
         );
         registry.register(
+            "push",
+            "Outbox entities pushed to RetailCRM by project, entity (customer, order) and outcome (sent, failed, conflict)",
+            m.pushes.family.clone(),
+        );
+        registry.register(
+            "outbox_rows",
+            "Rows of the two-way sync outbox by project and state (pending, sent, failed, conflict)",
+            m.outbox_rows.clone(),
+        );
+        registry.register(
             "queue_jobs",
             "Jobs in the project's queue by state (waiting, delayed, running, dead)",
             m.queue_jobs.clone(),
@@ -270,7 +301,23 @@ impl Metrics {
         self.last_success.clear();
         self.freshness.clear();
         self.queue_jobs.clear();
+        self.outbox_rows.clear();
         for p in &status.projects {
+            if let Some(o) = &p.outbox {
+                for (state, n) in [
+                    ("pending", o.pending),
+                    ("sent", o.sent),
+                    ("failed", o.failed),
+                    ("conflict", o.conflict),
+                ] {
+                    self.outbox_rows
+                        .get_or_create(&OutboxLabels {
+                            project_id: p.project_id,
+                            state: state.to_string(),
+                        })
+                        .set(i64::try_from(n).unwrap_or(i64::MAX));
+                }
+            }
             let project = ProjectLabel {
                 project_id: p.project_id,
             };
@@ -368,6 +415,15 @@ impl Metrics {
         self.dead_records.inc_by(ProjectLabel { project_id }, 0);
     }
 
+    /// Records one pushed outbox entity (`outcome`: sent, failed, conflict).
+    pub fn push(&self, project_id: i64, entity: &str, outcome: &str) {
+        self.pushes.inc(PushLabels {
+            project_id,
+            entity: entity.to_string(),
+            outcome: outcome.to_string(),
+        });
+    }
+
     /// Drops every series of a removed project.
     pub fn forget_project(&self, project_id: i64) {
         self.jobs.forget(project_id);
@@ -376,6 +432,7 @@ impl Metrics {
         self.rows_written.forget(project_id);
         self.dead_records.forget(project_id);
         self.webhooks.forget(project_id);
+        self.pushes.forget(project_id);
         for stream in Stream::ALL {
             self.history_lag.remove(&StreamLabels {
                 project_id,

@@ -30,6 +30,11 @@ pub struct DaemonSpec {
     pub key_prefix: String,
     /// `sync.requests_per_second`.
     pub requests_per_second: f64,
+    /// `sync.minute_secs`: seconds in one minute of `sync_interval_minutes` (`None`: the
+    /// production 60). The freshness section shortens it to measure the schedule.
+    pub minute_secs: Option<u64>,
+    /// `http.webhook_debounce_ms` (`None`: the daemon's default).
+    pub webhook_debounce_ms: Option<u64>,
 }
 
 /// A running daemon child.
@@ -70,14 +75,20 @@ pub struct JobEnd {
 impl DaemonSpec {
     /// The TOML config this daemon runs with.
     fn config_toml(&self, socket: &Path) -> String {
+        let minute = self
+            .minute_secs
+            .map_or_else(String::new, |s| format!("minute_secs = {s}\n"));
+        let debounce = self
+            .webhook_debounce_ms
+            .map_or_else(String::new, |ms| format!("webhook_debounce_ms = {ms}\n"));
         format!(
             "[database]\nurl = {db:?}\npool_size = 16\nrun_migrations_on_start = true\n\n\
              [redis]\nurl = {redis:?}\nkey_prefix = {prefix:?}\n\n\
              [control]\nsocket_path = {socket:?}\nsocket_mode = \"0600\"\n\n\
-             [sync]\nrequests_per_second = {rps:?}\ndefault_interval_minutes = 1440\n\n\
+             [sync]\nrequests_per_second = {rps:?}\ndefault_interval_minutes = 1440\n{minute}\n\
              [shutdown]\ngrace_seconds = 5\n\n\
              [log]\nlevel = \"warn,retailcrm_sync::sync::engine=debug\"\nformat = \"json\"\n\n\
-             [http]\nlisten = \"127.0.0.1:0\"\n",
+             [http]\nlisten = \"127.0.0.1:0\"\n{debounce}",
             db = self.db_url,
             redis = self.redis_url,
             prefix = self.key_prefix,
@@ -251,6 +262,22 @@ impl Daemon {
             ))
         })?;
         Ok(accepted.job_id)
+    }
+
+    /// The daemon's `status` answer for every project.
+    pub async fn status(client: &mut ControlClient) -> Result<DaemonStatus, BenchError> {
+        let resp = client.call(&Request::Status { project_id: None }).await?;
+        resp.data_as()
+            .map_err(|e| BenchError::Daemon(format!("status: {}", e.message)))
+    }
+
+    /// `reload`: re-reads the config and the integrations (webhook secrets included); the
+    /// daemon answers once its projects match the table.
+    pub async fn reload(client: &mut ControlClient) -> Result<(), BenchError> {
+        let resp = client.call(&Request::Reload).await?;
+        resp.data_as::<serde_json::Value>()
+            .map(|_| ())
+            .map_err(|e| BenchError::Daemon(format!("reload: {}", e.message)))
     }
 
     /// Polls `status` every `poll` until every `(project, job)` has finished (succeeded or dead);

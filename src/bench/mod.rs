@@ -7,8 +7,12 @@
 //!
 //! Sections (see [`report`] for the figures): 1 full sync, 2 raw Postgres baselines on the
 //! same rows, 3 API-bound sync against a 10 rps mock, 4 incremental latency, 5 many projects
-//! on one daemon, 6 peak RSS at a larger account. Files: [`env`] (database, Redis, scratch),
-//! [`daemon`] (the child process), [`baseline`] (INSERT/COPY), [`procfs`], [`report`].
+//! on one daemon, 6 peak RSS at a larger account, 7 freshness: changes made one at a time in
+//! the mock (status changes, new orders, customer edits), each timed until its row is
+//! committed, p50/p99/max with the mock's trigger calling the daemon's webhook (200 changes,
+//! quick 50; target p99 < 2 s, moonshot < 1 s) and without webhooks against a 5 s schedule
+//! (20 changes, quick 5). Files: [`env`] (database, Redis, scratch), [`daemon`] (the child
+//! process), [`baseline`] (INSERT/COPY), [`freshness`], [`procfs`], [`report`].
 //!
 //! Profiling aids: `--keep` keeps the database, `--explain-slow-ms N` logs the plans of slow
 //! statements (auto_explain) to the Postgres server log, `--analyze-every S` runs `ANALYZE`
@@ -28,6 +32,7 @@
 pub mod baseline;
 pub mod daemon;
 pub mod env;
+pub mod freshness;
 pub mod procfs;
 pub mod report;
 
@@ -40,8 +45,8 @@ use crate::store::StoreError;
 use daemon::{Daemon, DaemonSpec};
 use env::BenchEnv;
 use report::{
-    ApiBound, FullSync, Incremental, Limits, ManyProjects, MemoryFlatness, Report, SectionError,
-    mib,
+    ApiBound, Freshness, FullSync, Incremental, Limits, ManyProjects, MemoryFlatness, Report,
+    SectionError, mib,
 };
 
 /// Errors of a bench section. Each says what failed; the run goes on with the next section.
@@ -143,6 +148,23 @@ pub struct BenchOptions {
     pub explain_slow_ms: Option<u64>,
     /// Keep the database and the scratch directory (configs, daemon logs) for inspection.
     pub keep: bool,
+    /// Section 7: orders of the freshness account.
+    pub fresh_orders: u64,
+    /// Section 7: customers of the freshness account.
+    pub fresh_customers: u64,
+    /// Section 7: changes made one at a time with webhooks (0 skips the section).
+    pub fresh_changes: u64,
+    /// Section 7: changes made one at a time without webhooks, each picked up by the periodic
+    /// sync (0 skips that part).
+    pub fresh_scheduled_changes: u64,
+    /// Section 7: the schedule's interval in seconds (`sync_interval_minutes` 1 with
+    /// `sync.minute_secs` this).
+    pub fresh_interval_secs: u64,
+    /// Section 7: `http.webhook_debounce_ms` of its daemon.
+    pub fresh_debounce_ms: u64,
+    /// Section 7: longest wait for one change with webhooks (a miss beyond it; the schedule
+    /// part waits one interval more).
+    pub fresh_timeout: Duration,
 }
 
 impl BenchOptions {
@@ -170,6 +192,13 @@ impl BenchOptions {
             job_timeout: Duration::from_secs(1800),
             quick: false,
             keep: false,
+            fresh_orders: 2_000,
+            fresh_customers: 1_000,
+            fresh_changes: 200,
+            fresh_scheduled_changes: 20,
+            fresh_interval_secs: 5,
+            fresh_debounce_ms: crate::config::HttpSettings::default().webhook_debounce_ms,
+            fresh_timeout: Duration::from_secs(30),
         }
     }
 
@@ -184,11 +213,16 @@ impl BenchOptions {
             project_customers: 20,
             idle: Duration::from_secs(5),
             large_orders: 40_000,
+            fresh_changes: 50,
+            fresh_scheduled_changes: 5,
             quick: true,
             ..BenchOptions::full(daemon_exe)
         }
     }
 }
+
+/// Project of section 7 (sections 1-3 use 1-3, section 5 from 1000 on).
+const FRESHNESS_PROJECT: i64 = 4;
 
 /// The mock's API key (any non-empty value; never printed).
 const MOCK_KEY: &str = "bench-mock-key-0123456789abcdef";
@@ -227,17 +261,24 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// Spawns a daemon seeing only the integrations active now.
-    fn spawn(&mut self, rps: f64) -> Result<Daemon, BenchError> {
+    /// The spec of the next daemon: its own directory and Redis prefix, production defaults.
+    fn spec(&mut self, rps: f64) -> DaemonSpec {
         self.daemons += 1;
-        let spec = DaemonSpec {
+        DaemonSpec {
             exe: self.opts.daemon_exe.clone(),
             dir: self.env.dir.join(format!("daemon-{}", self.daemons)),
             db_url: self.env.db_url.clone(),
             redis_url: self.env.redis_url.clone(),
             key_prefix: self.env.redis_prefix(),
             requests_per_second: rps,
-        };
+            minute_secs: None,
+            webhook_debounce_ms: None,
+        }
+    }
+
+    /// Spawns a daemon seeing only the integrations active now.
+    fn spawn(&mut self, rps: f64) -> Result<Daemon, BenchError> {
+        let spec = self.spec(rps);
         Daemon::spawn(&spec)
     }
 
@@ -597,6 +638,32 @@ pub async fn run(opts: &BenchOptions) -> Result<Report, BenchError> {
         progress("5. many projects");
         let many = run.many_projects(1000).await;
         report.many_projects = record(&mut report, "many_projects", many);
+    }
+
+    if opts.fresh_changes > 0 {
+        progress("7. freshness with webhooks");
+        let setup = run.freshness_setup(FRESHNESS_PROJECT).await;
+        if let Some((mut daemon, mock)) = record(&mut report, "freshness", setup) {
+            let hooks = run
+                .freshness_webhooks(&mut daemon, &mock, FRESHNESS_PROJECT)
+                .await;
+            daemon.stop().await;
+            let webhooks = record(&mut report, "freshness_webhooks", hooks);
+            let schedule = if opts.fresh_scheduled_changes > 0 {
+                progress("7. freshness against the schedule");
+                let sched = run.freshness_schedule(&mock, FRESHNESS_PROJECT).await;
+                record(&mut report, "freshness_schedule", sched)
+            } else {
+                None
+            };
+            mock.shutdown().await;
+            report.freshness = Some(Freshness {
+                orders: opts.fresh_orders,
+                customers: opts.fresh_customers,
+                webhooks,
+                schedule,
+            });
+        }
     }
 
     if opts.large_orders > 0

@@ -39,6 +39,8 @@ pub struct Report {
     pub many_projects: Option<ManyProjects>,
     /// 6. Peak RSS at two account sizes.
     pub memory: Option<MemoryFlatness>,
+    /// 7. Time from a change in RetailCRM to its row committed, with and without webhooks.
+    pub freshness: Option<Freshness>,
     /// Sections that failed or were skipped, with the reason.
     pub errors: Vec<SectionError>,
     /// Every figure that has a target, with its verdict.
@@ -202,6 +204,86 @@ pub struct MemoryFlatness {
     pub growth_percent: f64,
 }
 
+/// Section 7: how long after a change in RetailCRM its row is committed in Postgres.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Freshness {
+    /// Orders in the mock account.
+    pub orders: u64,
+    /// Customers in the mock account.
+    pub customers: u64,
+    /// With the mock's trigger calling the daemon's webhook (`None`: that part failed).
+    pub webhooks: Option<FreshnessRun>,
+    /// Without webhooks: the periodic sync picks the changes up (`None`: failed or skipped).
+    pub schedule: Option<FreshnessRun>,
+}
+
+/// One run of changes made one at a time, each awaited until committed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FreshnessRun {
+    /// Changes made.
+    pub changes: u64,
+    /// Of which order status changes.
+    pub status_changes: u64,
+    /// Of which new orders.
+    pub new_orders: u64,
+    /// Of which customer edits (first name).
+    pub customer_edits: u64,
+    /// Changes seen committed within the timeout.
+    pub committed: u64,
+    /// Changes not seen committed within the timeout.
+    pub misses: u64,
+    /// The per-change timeout, seconds.
+    pub timeout_secs: f64,
+    /// True when the run stopped after several misses in a row (the rest was not made).
+    pub stopped_early: bool,
+    /// Median latency of the committed changes, seconds (nearest rank).
+    pub p50_secs: f64,
+    /// 99th percentile, seconds (nearest rank).
+    pub p99_secs: f64,
+    /// Slowest, seconds.
+    pub max_secs: f64,
+    /// Mean, seconds.
+    pub mean_secs: f64,
+    /// Sync runs (`sync_runs` rows) with the trigger below started during the run.
+    pub history_walks: u64,
+    /// The trigger of those runs: `webhook` or `schedule`.
+    pub walk_trigger: String,
+    /// `http.webhook_debounce_ms` of the daemon (webhook run).
+    pub webhook_debounce_ms: Option<u64>,
+    /// Trigger calls the mock sent and the daemon answered 2xx (webhook run).
+    pub webhook_calls_sent: u64,
+    /// Trigger calls that failed (webhook run).
+    pub webhook_calls_failed: u64,
+    /// The schedule's interval, seconds (schedule run: `sync_interval_minutes` 1 x
+    /// `sync.minute_secs`).
+    pub interval_secs: Option<f64>,
+    /// Every committed change's latency in the order made, milliseconds.
+    pub latencies_ms: Vec<f64>,
+}
+
+impl FreshnessRun {
+    /// Fills the latency figures from `latencies` (seconds, in the order made).
+    pub fn set_latencies(&mut self, latencies: &[f64]) {
+        let mut sorted = latencies.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        self.committed = sorted.len() as u64;
+        self.p50_secs = percentile(&sorted, 0.50);
+        self.p99_secs = percentile(&sorted, 0.99);
+        self.max_secs = sorted.last().copied().unwrap_or(0.0);
+        self.mean_secs = sorted.iter().sum::<f64>() / sorted.len().max(1) as f64;
+        self.latencies_ms = latencies.iter().map(|s| (s * 1e6).round() / 1e3).collect();
+    }
+}
+
+/// The nearest-rank `q` quantile of ascending `sorted` (0 when empty).
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
 /// One figure against its target.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetRow {
@@ -317,6 +399,37 @@ impl Report {
                 "<= 10".into(),
                 m.growth_percent <= 10.0,
             );
+        }
+        if let Some(f) = &self.freshness {
+            if let Some(w) = &f.webhooks {
+                let ok = w.misses == 0 && w.committed > 0;
+                row(
+                    "freshness p99 with webhooks",
+                    w.p99_secs,
+                    "s",
+                    "< 2".into(),
+                    ok && w.p99_secs < 2.0,
+                );
+                row(
+                    "freshness p99 with webhooks (moonshot)",
+                    w.p99_secs,
+                    "s",
+                    "< 1".into(),
+                    ok && w.p99_secs < 1.0,
+                );
+            }
+            if let Some(s) = &f.schedule {
+                row(
+                    &format!(
+                        "freshness p50, schedule every {:.0} s",
+                        s.interval_secs.unwrap_or(0.0)
+                    ),
+                    s.p50_secs,
+                    "s",
+                    "(info)".into(),
+                    true,
+                );
+            }
         }
         self.targets = rows;
     }
@@ -465,6 +578,40 @@ impl Report {
                 m.large_orders_per_sec,
             );
         }
+        if let Some(f) = &self.freshness {
+            let _ = writeln!(
+                out,
+                "\n7. freshness ({} orders, {} customers; changes one at a time in turn: status \
+                 change, new order, customer edit; each timed from just before the change to its \
+                 row seen committed, polled every {} ms)",
+                f.orders, f.customers, FRESHNESS_POLL_MS,
+            );
+            if let Some(w) = &f.webhooks {
+                let _ = writeln!(
+                    out,
+                    "   with webhooks (debounce {} ms; each change made as soon as the previous one \
+                     committed): {}\n   {} webhook history walks; {} trigger calls sent, {} failed",
+                    w.webhook_debounce_ms
+                        .map_or_else(|| "default".to_string(), |ms| ms.to_string()),
+                    freshness_line(w),
+                    w.history_walks,
+                    w.webhook_calls_sent,
+                    w.webhook_calls_failed,
+                );
+            }
+            if let Some(s) = &f.schedule {
+                let interval = s.interval_secs.unwrap_or(0.0);
+                let _ = writeln!(
+                    out,
+                    "   without webhooks, schedule every {interval:.0} s (sync_interval_minutes 1 x \
+                     minute_secs {interval:.0}; expected p50 about {:.1} s): {}\n   {} scheduled \
+                     history walks",
+                    interval / 2.0,
+                    freshness_line(s),
+                    s.history_walks,
+                );
+            }
+        }
         for e in &self.errors {
             let _ = writeln!(out, "\n{}: NOT MEASURED: {}", e.section, e.message);
         }
@@ -491,6 +638,32 @@ impl Report {
         }
         out
     }
+}
+
+/// How often the freshness section polls Postgres for a change's row, milliseconds.
+pub const FRESHNESS_POLL_MS: u64 = 5;
+
+/// `N changes (a status, b new orders, c customer edits): p50 .., p99 .., max ..; misses`.
+fn freshness_line(r: &FreshnessRun) -> String {
+    format!(
+        "{} changes ({} status, {} new orders, {} customer edits): p50 {:.3} s, p99 {:.3} s, \
+         max {:.3} s (mean {:.3} s); {} misses (timeout {:.0} s){}",
+        r.changes,
+        r.status_changes,
+        r.new_orders,
+        r.customer_edits,
+        r.p50_secs,
+        r.p99_secs,
+        r.max_secs,
+        r.mean_secs,
+        r.misses,
+        r.timeout_secs,
+        if r.stopped_early {
+            "; STOPPED EARLY after misses in a row"
+        } else {
+            ""
+        },
+    )
 }
 
 /// A value with sensible precision.

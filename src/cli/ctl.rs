@@ -113,6 +113,22 @@ pub enum CtlCommand {
         /// Project id.
         project: i64,
     },
+    /// Two-way sync: outbox counts and the failed, conflicted and pending rows of a project.
+    Outbox {
+        /// Project id.
+        project: i64,
+        /// At most this many rows.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Two-way sync: push failed and conflicted outbox rows again (all, or `--id N`...).
+    OutboxRetry {
+        /// Project id.
+        project: i64,
+        /// Only this row (repeatable).
+        #[arg(long = "id")]
+        ids: Vec<i64>,
+    },
     /// Check that the daemon answers.
     Ping,
     /// The daemon's version.
@@ -156,6 +172,14 @@ impl CtlCommand {
             },
             CtlCommand::Resume { project } => Request::Resume {
                 project_id: *project,
+            },
+            CtlCommand::Outbox { project, limit } => Request::Outbox {
+                project_id: *project,
+                limit: *limit,
+            },
+            CtlCommand::OutboxRetry { project, ids } => Request::OutboxRetry {
+                project_id: *project,
+                ids: (!ids.is_empty()).then(|| ids.clone()),
             },
             CtlCommand::Ping => Request::Ping,
             CtlCommand::Version => Request::Version,
@@ -341,10 +365,42 @@ fn print_human(
             println!("project {project}: dead job {job_id} is back on the queue");
             print_fields(&data);
         }
+        CtlCommand::Outbox { project, .. } => print!("{}", render_outbox(*project, &data)),
+        CtlCommand::OutboxRetry { project, .. } => println!(
+            "project {project}: {} outbox rows back to pending",
+            data["requeued"]
+        ),
         CtlCommand::Pause { project } => println!("project {project}: paused"),
         CtlCommand::Resume { project } => println!("project {project}: resumed"),
     }
     Ok(())
+}
+
+/// The `ctl outbox` text: counts, then one line per row.
+fn render_outbox(project: i64, data: &Value) -> String {
+    use std::fmt::Write;
+    let c = &data["counts"];
+    let mut out = format!(
+        "project {project} outbox: {} pending, {} sent, {} failed, {} conflict\n",
+        c["pending"], c["sent"], c["failed"], c["conflict"]
+    );
+    for r in data["rows"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "  #{:<8} {:<8} {:<8} {:>8}  {}  {}{}",
+            r["id"],
+            r["state"].as_str().unwrap_or("?"),
+            r["entity"].as_str().unwrap_or("?"),
+            r["local_id"],
+            r["fields"],
+            r["last_error"].as_str().unwrap_or(""),
+            match r.get("conflict") {
+                Some(Value::Null) | None => String::new(),
+                Some(v) => format!(" conflict: {v}"),
+            }
+        );
+    }
+    out
 }
 
 /// Prints the top-level fields of an object answer as `key: value` lines.
@@ -875,6 +931,7 @@ mod tests {
             running_job: None,
             last_success_at: None,
             fresh_as_of: None,
+            outbox: None,
             last_error: None,
             last_finished: None,
             next_run_at: None,

@@ -3,7 +3,10 @@
 //! Starts a mock RetailCRM account (generated orders and customers) on loopback, creates the
 //! demo database and a demo project with its integration, starts the real daemon (`run`) as a
 //! child process with a temporary config, triggers `sync_all` over the control socket with
-//! `ctl trigger --wait` (progress bar), then prints what was synced and how to look at the rows.
+//! `ctl trigger --wait` (progress bar), then prints what was synced, how to look at the rows and
+//! the URL of the monitoring page, and keeps the daemon (and the mock) running for a look at the
+//! page until Ctrl-C (`--exit` stops at once). The page's read views are open without a token
+//! (`http.ui_anonymous_read`, loopback only); its actions use the API token the demo prints.
 //! Nothing is faked: the daemon, queue, engine and store are the production ones; only
 //! RetailCRM is the mock.
 
@@ -54,6 +57,12 @@ pub struct DemoArgs {
     /// Requests per second to the (mock) RetailCRM; the real API allows 10.
     #[arg(long, default_value_t = 10.0)]
     pub requests_per_second: f64,
+    /// The daemon's HTTP listener (the monitoring page); port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub http_listen: String,
+    /// Stop after the summary instead of keeping the daemon running for a look at the page.
+    #[arg(long)]
+    pub exit: bool,
 }
 
 /// Runs the demo.
@@ -165,7 +174,14 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let log_path = dir.path().join("daemon.log");
     let prefix = format!("retailcrm-sync-demo-{}", std::process::id());
     let config_path = dir.path().join("retailcrm-sync.toml");
-    std::fs::write(&config_path, demo_config(args, &socket, &prefix)?)?;
+    // The monitoring page's actions need the API token; the demo makes one and prints it.
+    let token_path = dir.path().join("api-token");
+    let api_token = crate::http::generate_webhook_token();
+    std::fs::write(&token_path, format!("{api_token}\n"))?;
+    std::fs::write(
+        &config_path,
+        demo_config(args, &socket, &prefix, &token_path)?,
+    )?;
 
     println!(
         "  3/5 daemon: starting `retailcrm-sync run` (log: {})",
@@ -250,9 +266,6 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         args.requests_per_second,
         started.elapsed().as_secs_f64()
     );
-    daemon.stop()?;
-    mock.shutdown().await;
-    clean_redis(&args.redis_url, &prefix).await;
     println!();
     println!("Look at the rows:");
     println!(
@@ -263,17 +276,81 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         "  psql {} -c \"SELECT started_at, job_kind, outcome, counts FROM sync_runs WHERE project_id = {} ORDER BY id DESC LIMIT 5\"",
         args.database_url, args.project_id
     );
-    if summary.orders as usize != truth_orders {
+    let complete = summary.orders as usize == truth_orders;
+    if !complete {
         eprintln!(
             "warning: Postgres has {} orders but the mock has {truth_orders}",
             summary.orders
         );
-        return Ok(ExitCode::FAILURE);
     }
-    Ok(ExitCode::SUCCESS)
+    if !args.exit {
+        look_at_the_page(&socket, &api_token, &mut daemon).await?;
+    }
+    daemon.stop()?;
+    mock.shutdown().await;
+    clean_redis(&args.redis_url, &prefix).await;
+    Ok(if complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
-fn demo_config(args: &DemoArgs, socket: &Path, prefix: &str) -> anyhow::Result<String> {
+/// Prints the monitoring page's URL and waits for Ctrl-C (or the daemon's end).
+async fn look_at_the_page(
+    socket: &Path,
+    api_token: &str,
+    daemon: &mut DaemonChild,
+) -> anyhow::Result<()> {
+    let mut client = ControlClient::connect(socket).await?;
+    let status = client.call(&Request::Status { project_id: None }).await?;
+    let listen = status
+        .data
+        .as_ref()
+        .and_then(|d| d.get("http_listen"))
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    let Some(listen) = listen else {
+        println!("(the HTTP listener is off, so there is no monitoring page to show)");
+        return Ok(());
+    };
+    let port = listen.rsplit(':').next().unwrap_or("9860");
+    println!();
+    println!("Monitoring page: http://{listen}/");
+    println!("  read views open without a token here (http.ui_anonymous_read, loopback only);");
+    println!("  Sync now, Full resync, Pause/Resume and Retry ask for the API token:");
+    println!("  {api_token}");
+    println!(
+        "  on a server: `ssh -L {port}:127.0.0.1:{port} HOST` on your machine, then open http://localhost:{port}/"
+    );
+    println!(
+        "The daemon and the mock keep running for a look; press Ctrl-C to stop (--exit stops at once)."
+    );
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                println!();
+                println!("stopping the daemon");
+                return Ok(());
+            }
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                if let Some(child) = daemon.0.as_mut() {
+                    if let Some(status) = child.try_wait()? {
+                        daemon.0 = None;
+                        bail!("the daemon exited with {status}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn demo_config(
+    args: &DemoArgs,
+    socket: &Path,
+    prefix: &str,
+    token_path: &Path,
+) -> anyhow::Result<String> {
     let mut settings = crate::config::Settings::default();
     settings.database.url = args.database_url.clone();
     settings.database.pool_size = 8;
@@ -282,8 +359,10 @@ fn demo_config(args: &DemoArgs, socket: &Path, prefix: &str) -> anyhow::Result<S
     settings.control.socket_path = socket.display().to_string();
     settings.control.socket_mode = "0600".to_string();
     settings.sync.requests_per_second = args.requests_per_second;
-    // A free port: the demo must not collide with a daemon already installed on this machine.
-    settings.http.listen = "127.0.0.1:0".to_string();
+    // A free port by default: the demo must not collide with a daemon already installed here.
+    settings.http.listen = args.http_listen.clone();
+    settings.http.api_token_file = token_path.display().to_string();
+    settings.http.ui_anonymous_read = true;
     Ok(toml::to_string(&settings)?)
 }
 

@@ -135,6 +135,35 @@ pub struct SetArgs {
     /// Use the secret in this file (at least 16 characters, no spaces) as the webhook secret.
     #[arg(long, value_name = "FILE")]
     pub webhook_token_file: Option<PathBuf>,
+    /// Two-way sync: who wins a field changed both in RetailCRM and on the platform since the
+    /// last sync: `retailcrm_wins` (default: the push of that field is skipped and the conflict
+    /// recorded) or `platform_wins` (pushed anyway).
+    #[arg(long, value_name = "retailcrm_wins|platform_wins")]
+    pub conflict_rule: Option<crate::store::integrations::ConflictRule>,
+    /// Two-way sync: platform status -> RetailCRM status code for pushed order statuses, e.g.
+    /// '{"REFUNDED":"refund-done"}' (replaces the previous map; `{}` clears it).
+    #[arg(long, value_name = "JSON")]
+    pub status_back_mapping: Option<String>,
+}
+
+fn parse_back_mapping_arg(json: &str) -> anyhow::Result<HashMap<OrderStatus, String>> {
+    let value: serde_json::Value =
+        serde_json::from_str(json).context("--status-back-mapping is not JSON")?;
+    let obj = value
+        .as_object()
+        .context("--status-back-mapping must be a JSON object of platform status -> code")?;
+    let mut map = HashMap::new();
+    for (status, code) in obj {
+        let status: OrderStatus = status.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+        let code = code
+            .as_str()
+            .filter(|c| !c.trim().is_empty())
+            .with_context(|| {
+                format!("--status-back-mapping: {status} must map to a status code")
+            })?;
+        map.insert(status, code.trim().to_string());
+    }
+    Ok(map)
 }
 
 /// The value of `integration set --webhook-token`.
@@ -308,6 +337,8 @@ fn to_json(i: &Integration) -> serde_json::Value {
         "orders_created_from": i.orders_created_from,
         "default_phone_country": i.default_phone_country.map(|c| c.to_string()),
         "webhook_token": if i.webhook_token_sha256.is_some() { "set" } else { "not set" },
+        "conflict_rule": i.conflict_rule.as_str(),
+        "status_back_mapping": crate::store::integrations::back_mapping_json(&i.status_back_mapping),
         "last_sync_at": i.last_sync_at,
         "updated_at": i.updated_at,
     })
@@ -342,6 +373,12 @@ async fn set(store: &Store, settings: &Settings, a: &SetArgs) -> anyhow::Result<
             PhoneCountryArg::Account => None,
         }),
         webhook_token_sha256: None,
+        conflict_rule: a.conflict_rule,
+        status_back_mapping: a
+            .status_back_mapping
+            .as_deref()
+            .map(parse_back_mapping_arg)
+            .transpose()?,
     };
     let new_token = match (a.webhook_token, &a.webhook_token_file) {
         (Some(WebhookTokenArg::Generate), _) => Some(crate::http::generate_webhook_token()),

@@ -67,6 +67,7 @@ impl Settings {
         at_least(p, "sync.lease_secs", sync.lease_secs, 2);
         at_least(p, "sync.max_stalls", sync.max_stalls.into(), 1);
         at_least(p, "sync.minute_secs", sync.minute_secs, 1);
+        at_least(p, "sync.push_sweep_secs", sync.push_sweep_secs, 1);
         at_least(
             p,
             "sync.rate_limit_budget_secs",
@@ -167,6 +168,18 @@ fn check_http(p: &mut Vec<ConfigProblem>, s: &Settings) {
             ),
             "use 0 to 60000; 100 to 500 suits RetailCRM triggers",
         ));
+    }
+    if http.ui_anonymous_read {
+        if let Ok(Some(addr)) = http.listen_addr() {
+            if !addr.ip().is_loopback() {
+                p.push(ConfigProblem::warning(
+                    "http.ui_anonymous_read",
+                    format!("has no effect: {addr} is not a loopback address"),
+                    "the monitoring page asks for the API token; to look without one, listen \
+                     on 127.0.0.1 and open the page through an SSH port forward",
+                ));
+            }
+        }
     }
 }
 

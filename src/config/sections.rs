@@ -144,6 +144,9 @@ pub struct SyncSettings {
     /// Seconds in one minute of `sync_interval_minutes`. Always 60 in production; tests and
     /// demos shorten it to see periodic syncs fire without waiting for minutes.
     pub minute_secs: u64,
+    /// Seconds between sweeps of the two-way sync outbox (pending rows whose NOTIFY was
+    /// missed are pushed; the outbox counts of `status` are refreshed).
+    pub push_sweep_secs: u64,
 }
 
 impl Default for SyncSettings {
@@ -159,6 +162,7 @@ impl Default for SyncSettings {
             max_stalls: 3,
             rate_limit_budget_secs: 120,
             minute_secs: 60,
+            push_sweep_secs: 30,
         }
     }
 }
@@ -251,6 +255,10 @@ pub struct HttpSettings {
     /// Milliseconds a burst of webhooks for one project is gathered into one history walk; a
     /// call during the window always earns one more walk after it.
     pub webhook_debounce_ms: u64,
+    /// The monitoring page's read views (and the read routes of `/api/v1` it uses) answer
+    /// without the API token, but only on a loopback listener and for requests addressed to a
+    /// loopback name (not through a proxy). Actions always need the token.
+    pub ui_anonymous_read: bool,
 }
 
 impl Default for HttpSettings {
@@ -262,6 +270,7 @@ impl Default for HttpSettings {
             body_limit_bytes: 65536,
             request_timeout_secs: 10,
             webhook_debounce_ms: 200,
+            ui_anonymous_read: false,
         }
     }
 }

@@ -24,6 +24,7 @@ pub const TRIGGER_KINDS: &[&str] = &[
     "resync_orders",
     "resync_customers",
     "resync_all",
+    "push",
 ];
 
 /// One request from a control client.
@@ -88,13 +89,39 @@ pub enum Request {
         /// The loyalty project.
         project_id: i64,
     },
+    /// Two-way sync: the project's outbox counts and its failed, conflicted and pending rows.
+    Outbox {
+        /// The loyalty project.
+        project_id: i64,
+        /// At most this many rows (default 50).
+        #[serde(default)]
+        limit: Option<usize>,
+    },
+    /// Two-way sync: put failed and conflicted outbox rows back to pending (all, or `ids`).
+    OutboxRetry {
+        /// The loyalty project.
+        project_id: i64,
+        /// Only these rows.
+        #[serde(default)]
+        ids: Option<Vec<i64>>,
+    },
 }
 
 impl Request {
     /// Every command name, as it appears in `cmd`.
     pub const COMMANDS: &'static [&'static str] = &[
-        "ping", "version", "status", "trigger", "reload", "jobs", "dead", "retry", "pause",
+        "ping",
+        "version",
+        "status",
+        "trigger",
+        "reload",
+        "jobs",
+        "dead",
+        "retry",
+        "pause",
         "resume",
+        "outbox",
+        "outbox_retry",
     ];
 
     /// True for commands that change anything; those require the peer to be the daemon's user
@@ -107,6 +134,7 @@ impl Request {
                 | Request::Retry { .. }
                 | Request::Pause { .. }
                 | Request::Resume { .. }
+                | Request::OutboxRetry { .. }
         )
     }
 
@@ -123,6 +151,8 @@ impl Request {
             Request::Retry { .. } => "retry",
             Request::Pause { .. } => "pause",
             Request::Resume { .. } => "resume",
+            Request::Outbox { .. } => "outbox",
+            Request::OutboxRetry { .. } => "outbox_retry",
         }
     }
 
@@ -451,6 +481,22 @@ pub struct ProjectStatus {
     /// How often the project's actor has been restarted since the daemon started.
     #[serde(default)]
     pub restarts: u32,
+    /// Two-way sync: outbox rows per state (refreshed by the outbox sweep), when known.
+    #[serde(default)]
+    pub outbox: Option<OutboxDepth>,
+}
+
+/// Outbox rows of one project per state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxDepth {
+    /// Waiting to be pushed.
+    pub pending: u64,
+    /// Pushed.
+    pub sent: u64,
+    /// Failed for good (see `ctl outbox P`).
+    pub failed: u64,
+    /// Settled with fields RetailCRM kept (see `ctl outbox P`).
+    pub conflict: u64,
 }
 
 /// The job a project is running.

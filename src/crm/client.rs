@@ -358,6 +358,28 @@ impl CrmClient {
         }
     }
 
+    /// `GET /api/v5/customers?filter[externalIds][]=X`: the customer with this external id,
+    /// if any (how a retried create finds the customer its first attempt made).
+    pub async fn customer_by_external_id(
+        &self,
+        external_id: &str,
+    ) -> Result<Option<Customer>, CrmError> {
+        let q = vec![
+            ("filter[externalIds][]".to_string(), external_id.to_string()),
+            ("limit".to_string(), "20".to_string()),
+            ("page".to_string(), "1".to_string()),
+        ];
+        let page: Page<Customer> = self.list("/api/v5/customers", q, |e| e.customers).await?;
+        Ok(page
+            .items
+            .into_iter()
+            .filter_map(|d| match d {
+                crate::crm::Decoded::Ok(c) => Some(c),
+                crate::crm::Decoded::Poison(_) => None,
+            })
+            .find(|c| c.external_id.as_deref() == Some(external_id)))
+    }
+
     // -----------------------------------------------------------------------------------------
     // History
     // -----------------------------------------------------------------------------------------

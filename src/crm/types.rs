@@ -108,6 +108,11 @@ pub trait HasHistoryId {
     fn is_deleted(&self) -> bool;
     /// The entity a merged one went into (`combinedTo.id`), which changed too.
     fn combined_to_id(&self) -> Option<i64>;
+    /// The field the record changed, when someone other than this key changed it (what the
+    /// two-way sync's conflict rule looks at).
+    fn foreign_field(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// `{ "number": "+7..." }` in `phones`.
@@ -430,6 +435,13 @@ impl HasHistoryId for OrderHistoryRecord {
     fn combined_to_id(&self) -> Option<i64> {
         self.combined_to.as_ref().and_then(|c| c.id)
     }
+    fn foreign_field(&self) -> Option<&str> {
+        if self.is_own_write() {
+            None
+        } else {
+            self.field.as_deref()
+        }
+    }
 }
 
 /// One record of `/api/v5/customers/history`.
@@ -496,6 +508,13 @@ impl HasHistoryId for CustomerHistoryRecord {
     }
     fn combined_to_id(&self) -> Option<i64> {
         self.combined_to.as_ref().and_then(|c| c.id)
+    }
+    fn foreign_field(&self) -> Option<&str> {
+        if self.is_own_write() {
+            None
+        } else {
+            self.field.as_deref()
+        }
     }
 }
 

@@ -61,6 +61,8 @@ pub struct ProjectLive {
     /// Per stream (orders, customers): start of its last successful history walk; every
     /// change before it is committed.
     pub walked_at: [Option<DateTime<Utc>>; 2],
+    /// Outbox rows per state (two-way sync), from the last outbox sweep.
+    pub outbox: Option<crate::control::protocol::OutboxDepth>,
 }
 
 impl ProjectLive {
@@ -76,6 +78,7 @@ impl ProjectLive {
             restarts: 0,
             cursor_lag: None,
             walked_at: [None, None],
+            outbox: None,
         }
     }
 

@@ -55,9 +55,9 @@ enum Failure {
     Aborted,
 }
 
-/// The engine's view of a queue job.
-pub fn job_spec(kind: &JobKind, since_id: Option<i64>) -> JobSpec {
-    match kind {
+/// The engine's view of a queue job; `None` for `push`, which the pusher runs.
+pub fn job_spec(kind: &JobKind, since_id: Option<i64>) -> Option<JobSpec> {
+    Some(match kind {
         JobKind::SyncOrders => JobSpec::Orders { since_id },
         JobKind::SyncCustomers => JobSpec::Customers { since_id },
         JobKind::SyncAll => JobSpec::All { since_id },
@@ -70,7 +70,8 @@ pub fn job_spec(kind: &JobKind, since_id: Option<i64>) -> JobSpec {
             stream: Some(Stream::Customers),
         },
         JobKind::ResyncAll => JobSpec::Resync { stream: None },
-    }
+        JobKind::Push => return None,
+    })
 }
 
 /// Runs `lease`'s job to the end and settles it with the queue.
@@ -123,10 +124,28 @@ async fn run_job_inner(deps: JobDeps, mut lease: Lease) -> JobEnd {
         deps.page_size,
     )
     .with_job_id(job.id.to_string());
-    let spec = job_spec(&job.kind, job.since_id);
     let engine_progress = progress.clone();
-    let mut task =
-        tokio::spawn(async move { engine.run(spec, &engine_progress).await }.in_current_span());
+    let mut task = match job_spec(&job.kind, job.since_id) {
+        Some(spec) => {
+            tokio::spawn(async move { engine.run(spec, &engine_progress).await }.in_current_span())
+        }
+        None => {
+            let pusher = crate::sync::push::Pusher::new(
+                deps.store.clone(),
+                deps.client.clone(),
+                deps.integration.clone(),
+            );
+            tokio::spawn(
+                async move {
+                    pusher.run().await.map(|pushed| RunCounts {
+                        pushed: Some(pushed),
+                        ..RunCounts::default()
+                    })
+                }
+                .in_current_span(),
+            )
+        }
+    };
 
     let renew_every = lease_renew_interval(&lease, deps.clock.now());
     let mut renew = tokio::time::interval(renew_every);
@@ -212,6 +231,18 @@ async fn settle(
                 updated = counts.updated,
                 "job succeeded"
             );
+            if counts.pushed.as_ref().is_some_and(|p| p.more) {
+                // A long outbox goes on in the next job, after whatever pulls wait.
+                let next = crate::queue::NewJob {
+                    project_id,
+                    kind: JobKind::Push,
+                    since_id: None,
+                    trigger: crate::queue::Trigger::Retry,
+                };
+                if let Err(e) = deps.queue.enqueue(&next).await {
+                    warn!(error = %e, "could not enqueue the next push job; the outbox sweep will");
+                }
+            }
             if let Some(lag) = measure_cursor_lag(deps).await {
                 deps.board.update(project_id, |p| p.cursor_lag = Some(lag));
             }

@@ -170,6 +170,12 @@ pub async fn run(
         None => None,
     };
     let (hook_tx, hook_rx) = mpsc::channel::<WebhookDue>(64);
+    let (outbox_tx, outbox_rx) = mpsc::channel::<i64>(256);
+    tokio::spawn(super::outbox_listener::run(
+        settings.database.url.clone(),
+        outbox_tx,
+        http_stop.clone(),
+    ));
     tokio::spawn(crate::http::webhooks::dispatch(
         http.clone(),
         hook_tx,
@@ -185,6 +191,7 @@ pub async fn run(
     actix::spawn(bridge(
         ctl_rx,
         hook_rx,
+        outbox_rx,
         started_rx,
         phase.clone(),
         done.clone(),
@@ -277,6 +284,7 @@ async fn start(
 async fn bridge(
     mut ctl_rx: mpsc::Receiver<ControlCall>,
     mut hook_rx: mpsc::Receiver<WebhookDue>,
+    mut outbox_rx: mpsc::Receiver<i64>,
     mut started: oneshot::Receiver<(Addr<Supervisor>, mpsc::Receiver<Signal>)>,
     phase: Phase,
     done: CancellationToken,
@@ -310,6 +318,7 @@ async fn bridge(
             Some(call) = ctl_rx.recv() => supervisor.do_send(DaemonEvent::Control(call)),
             Some(sig) = sig_rx.recv() => supervisor.do_send(DaemonEvent::Signal(sig)),
             Some(due) = hook_rx.recv() => supervisor.do_send(DaemonEvent::Webhook(due)),
+            Some(project_id) = outbox_rx.recv() => supervisor.do_send(DaemonEvent::OutboxChanged(project_id)),
             _ = done.cancelled() => break,
             else => break,
         }

@@ -9,12 +9,14 @@
 //! - [`job_runner`]: runs one leased job on the tokio pool (lease renewal, settle, panics);
 //! - [`board`]: live per-project state for `status`;
 //! - [`signals`]: SIGHUP / SIGTERM / SIGINT turned into one [`signals::Signal`] enum;
+//! - [`outbox_listener`]: `LISTEN retailcrm_outbox`, so platform changes are pushed at once;
 //! - [`notify`]: the systemd `sd_notify` protocol (READY, RELOADING, STOPPING, STATUS, watchdog).
 
 pub mod board;
 pub mod job_runner;
 pub mod lifecycle;
 pub mod notify;
+pub mod outbox_listener;
 pub mod project;
 pub mod scheduler;
 pub mod signals;

@@ -55,6 +55,8 @@ pub enum DaemonEvent {
     Reconcile,
     /// RetailCRM triggers called a project's webhook (gathered by the HTTP side).
     Webhook(WebhookDue),
+    /// The platform wrote the project's outbox (`NOTIFY retailcrm_outbox`).
+    OutboxChanged(i64),
 }
 
 /// What the supervisor is built from.
@@ -511,6 +513,9 @@ impl Actor for Supervisor {
         ctx.run_interval(Duration::from_secs(10), |act, _| {
             notify::status(&act.status_line())
         });
+        let sweep = Duration::from_secs(self.settings.sync.push_sweep_secs.max(1));
+        ctx.run_later(Duration::from_secs(1), |act, ctx| act.sweep_outbox(ctx));
+        ctx.run_interval(sweep, |act, ctx| act.sweep_outbox(ctx));
     }
 }
 
@@ -526,6 +531,7 @@ impl Handler<DaemonEvent> for Supervisor {
             DaemonEvent::Signal(Signal::Terminate) => self.shutdown(ctx),
             DaemonEvent::Reconcile => self.reconcile(ctx),
             DaemonEvent::Webhook(due) => self.webhook(due, ctx),
+            DaemonEvent::OutboxChanged(project_id) => self.enqueue_push(project_id, ctx),
         }
     }
 }

@@ -268,6 +268,52 @@ pub async fn resume(
     )
 }
 
+/// Query of `GET /api/v1/projects/{id}/outbox`.
+#[derive(Debug, Deserialize)]
+pub struct OutboxQuery {
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/projects/{id}/outbox`: `ctl outbox` (counts; failed, conflicted, pending rows).
+pub async fn outbox(
+    State(shared): State<Arc<HttpShared>>,
+    Path(project_id): Path<i64>,
+    Query(q): Query<OutboxQuery>,
+) -> HttpResponse {
+    answer(
+        call(
+            &shared,
+            Request::Outbox {
+                project_id,
+                limit: q.limit,
+            },
+        )
+        .await,
+        StatusCode::OK,
+    )
+}
+
+/// Body of `POST /api/v1/projects/{id}/outbox/retry`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxRetryBody {
+    #[serde(default)]
+    ids: Option<Vec<i64>>,
+}
+
+/// `POST /api/v1/projects/{id}/outbox/retry`: `ctl outbox-retry` (body `{"ids": [..]}` or none).
+pub async fn outbox_retry(
+    State(shared): State<Arc<HttpShared>>,
+    Path(project_id): Path<i64>,
+    body: Option<Json<OutboxRetryBody>>,
+) -> HttpResponse {
+    let ids = body.and_then(|Json(b)| b.ids);
+    answer(
+        call(&shared, Request::OutboxRetry { project_id, ids }).await,
+        StatusCode::OK,
+    )
+}
+
 /// `POST /api/v1/reload`: `ctl reload`.
 pub async fn reload(State(shared): State<Arc<HttpShared>>) -> HttpResponse {
     answer(call(&shared, Request::Reload).await, StatusCode::OK)

@@ -5,7 +5,9 @@
 //! - [`webhooks`]: `POST /webhooks/retailcrm/{project_id}`: secret check, the inbox that gathers
 //!   bursts, the dispatcher that turns them into history walks;
 //! - [`api`]: `/api/v1/...`, the control socket's commands over HTTP with a bearer token;
-//! - [`ops`]: health, readiness and metrics.
+//! - [`ops`]: health, readiness and metrics;
+//! - [`ui`]: the monitoring page at `/` (HTML, CSS and JS embedded in the binary) over
+//!   [`api_history`]'s read routes (overview, runs, poison records) and the API's actions.
 //!
 //! The listener never interprets a command: API calls travel as [`ControlCall`]s on the same
 //! channel as the control socket's, into the supervisor's one command handler, so both answer
@@ -14,13 +16,15 @@
 //! the handlers only read it, so no request waits on an actor except the API's own commands.
 
 pub mod api;
+pub mod api_history;
 pub mod ops;
 pub mod server;
+pub mod ui;
 pub mod webhooks;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -58,6 +62,8 @@ pub struct HttpShared {
     api_token: RwLock<Option<String>>,
     public_url: RwLock<String>,
     debounce_ms: AtomicU64,
+    /// `http.ui_anonymous_read`: read views without the token on a loopback listener.
+    ui_anonymous_read: AtomicBool,
     bound: OnceLock<SocketAddr>,
     /// Where webhook calls are gathered until the dispatcher takes them.
     pub inbox: WebhookInbox,
@@ -74,6 +80,7 @@ impl HttpShared {
             api_token: RwLock::new(None),
             public_url: RwLock::new(String::new()),
             debounce_ms: AtomicU64::new(settings.webhook_debounce_ms),
+            ui_anonymous_read: AtomicBool::new(false),
             bound: OnceLock::new(),
             inbox: WebhookInbox::default(),
         };
@@ -90,6 +97,8 @@ impl HttpShared {
     pub fn apply_settings(&self, settings: &HttpSettings) -> Result<(), String> {
         self.debounce_ms
             .store(settings.webhook_debounce_ms, Ordering::Relaxed);
+        self.ui_anonymous_read
+            .store(settings.ui_anonymous_read, Ordering::Relaxed);
         *write(&self.public_url) = settings.public_url.trim().trim_end_matches('/').to_string();
         let path = settings.api_token_file.trim();
         let token = if path.is_empty() {
@@ -154,6 +163,12 @@ impl HttpShared {
 
     fn api_token(&self) -> Option<String> {
         read(&self.api_token).clone()
+    }
+
+    /// `http.ui_anonymous_read` as last applied (the loopback conditions are checked per
+    /// request, in [`api_history::read_or_token`]).
+    pub fn ui_anonymous_read(&self) -> bool {
+        self.ui_anonymous_read.load(Ordering::Relaxed)
     }
 
     /// The stored hash of a project's secret: `Err(())` before the first reconcile.

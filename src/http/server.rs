@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 
-use super::{HttpShared, api, ops, webhooks};
+use super::{HttpShared, api, api_history, ops, ui, webhooks};
 use crate::config::HttpSettings;
 
 /// Why the listener could not start.
@@ -95,9 +95,16 @@ pub fn router(shared: Arc<HttpShared>, settings: &HttpSettings) -> Router {
         .route("/projects/{project_id}/pause", post(api::pause))
         .route("/projects/{project_id}/resume", post(api::resume))
         .route("/reload", post(api::reload))
+        .route("/projects/{project_id}/outbox", get(api::outbox))
+        .route(
+            "/projects/{project_id}/outbox/retry",
+            post(api::outbox_retry),
+        )
+        .merge(api_history::routes(shared.clone()))
+        // The token, except for the monitoring page's reads when `ui_anonymous_read` allows.
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),
-            api::require_token,
+            api_history::read_or_token,
         ))
         // The document is public: it describes the API, it does not use it.
         .route("/openapi.json", get(api::openapi));
@@ -107,6 +114,7 @@ pub fn router(shared: Arc<HttpShared>, settings: &HttpSettings) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics_page))
         .route("/webhooks/retailcrm/{project_id}", post(webhooks::webhook))
+        .merge(ui::routes())
         .nest("/api/v1", api)
         .fallback(api::no_route)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -35,6 +35,8 @@ pub enum JobKind {
     ResyncCustomers,
     /// Full refresh of both streams (customers first).
     ResyncAll,
+    /// Two-way sync: push the project's pending outbox rows to RetailCRM.
+    Push,
 }
 
 impl fmt::Display for JobKind {
@@ -48,6 +50,7 @@ impl fmt::Display for JobKind {
             JobKind::ResyncOrders => f.write_str("resync_orders"),
             JobKind::ResyncCustomers => f.write_str("resync_customers"),
             JobKind::ResyncAll => f.write_str("resync_all"),
+            JobKind::Push => f.write_str("push"),
         }
     }
 }
@@ -64,6 +67,7 @@ impl JobKind {
             JobKind::ResyncOrders => "resync_orders",
             JobKind::ResyncCustomers => "resync_customers",
             JobKind::ResyncAll => "resync_all",
+            JobKind::Push => "push",
         }
     }
 
@@ -74,7 +78,7 @@ impl JobKind {
             JobKind::SyncOrders | JobKind::ResyncOrders => &[Stream::Orders],
             JobKind::SyncCustomers | JobKind::ResyncCustomers => &[Stream::Customers],
             JobKind::SyncAll | JobKind::ResyncAll => &Stream::ALL,
-            JobKind::SyncOrder { .. } | JobKind::SyncCustomer { .. } => &[],
+            JobKind::SyncOrder { .. } | JobKind::SyncCustomer { .. } | JobKind::Push => &[],
         }
     }
     /// True for the kinds that sync every enabled stream of the project (`sync_all`,
@@ -105,6 +109,7 @@ impl FromStr for JobKind {
             "resync_orders" => return Ok(JobKind::ResyncOrders),
             "resync_customers" => return Ok(JobKind::ResyncCustomers),
             "resync_all" => return Ok(JobKind::ResyncAll),
+            "push" => return Ok(JobKind::Push),
             _ => {}
         }
         let (name, rest) = s.split_once('(').ok_or_else(err)?;
@@ -134,6 +139,8 @@ pub enum Trigger {
     Retry,
     /// A RetailCRM trigger called the project's webhook.
     Webhook,
+    /// The platform wrote the two-way sync outbox.
+    Outbox,
 }
 
 impl fmt::Display for Trigger {
@@ -143,6 +150,7 @@ impl fmt::Display for Trigger {
             Trigger::Manual => "manual",
             Trigger::Retry => "retry",
             Trigger::Webhook => "webhook",
+            Trigger::Outbox => "outbox",
         })
     }
 }

@@ -12,6 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Bool, Date, Integer, Jsonb, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection, RunQueryDsl};
+use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, op};
 use crate::model::{OrderStatus, PhoneCountry};
@@ -47,6 +48,11 @@ pub struct Integration {
     pub default_phone_country: Option<PhoneCountry>,
     /// SHA-256 (lower-case hex) of the webhook secret; `None`: webhooks are refused.
     pub webhook_token_sha256: Option<String>,
+    /// Which side wins when a field changed on both since the last sync (two-way sync).
+    pub conflict_rule: ConflictRule,
+    /// Platform status -> RetailCRM status code for pushing order statuses (overrides the
+    /// defaults; see `sync::push`).
+    pub status_back_mapping: HashMap<OrderStatus, String>,
     /// Last successful sync.
     pub last_sync_at: Option<DateTime<Utc>>,
     /// Last change of the row (the supervisor restarts a project when it moves).
@@ -103,6 +109,45 @@ pub struct IntegrationPatch {
     pub default_phone_country: Option<Option<PhoneCountry>>,
     /// New webhook secret hash (see [`crate::http::webhook_token_hash`]): `Some(None)` removes it.
     pub webhook_token_sha256: Option<Option<String>>,
+    /// New conflict rule.
+    pub conflict_rule: Option<ConflictRule>,
+    /// New status back-mapping (replaces the old one).
+    pub status_back_mapping: Option<HashMap<OrderStatus, String>>,
+}
+
+/// Which side wins a field changed on both sides since the last sync.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictRule {
+    /// A manager's edit in RetailCRM is kept; the platform's push of that field is skipped and
+    /// the conflict recorded.
+    #[default]
+    RetailcrmWins,
+    /// The platform's value is pushed anyway.
+    PlatformWins,
+}
+
+impl ConflictRule {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConflictRule::RetailcrmWins => "retailcrm_wins",
+            ConflictRule::PlatformWins => "platform_wins",
+        }
+    }
+}
+
+impl std::str::FromStr for ConflictRule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "retailcrm_wins" => Ok(ConflictRule::RetailcrmWins),
+            "platform_wins" => Ok(ConflictRule::PlatformWins),
+            other => Err(format!(
+                "unknown conflict rule `{other}`; use retailcrm_wins or platform_wins"
+            )),
+        }
+    }
 }
 
 #[derive(QueryableByName)]
@@ -131,6 +176,10 @@ struct Row {
     default_phone_country: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     webhook_token_sha256: Option<String>,
+    #[diesel(sql_type = Text)]
+    conflict_rule: String,
+    #[diesel(sql_type = Jsonb)]
+    status_back_mapping: serde_json::Value,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     last_sync_at: Option<DateTime<Utc>>,
     #[diesel(sql_type = Timestamptz)]
@@ -149,6 +198,8 @@ impl From<Row> for Integration {
                 })
                 .ok()
         });
+        let status_back_mapping =
+            parse_back_mapping(&r.status_back_mapping, &mut status_mapping_errors);
         Integration {
             project_id: r.project_id,
             project_name: r.project_name,
@@ -163,6 +214,8 @@ impl From<Row> for Integration {
             orders_created_from: r.orders_created_from,
             default_phone_country,
             webhook_token_sha256: r.webhook_token_sha256,
+            conflict_rule: r.conflict_rule.parse().unwrap_or_default(),
+            status_back_mapping,
             last_sync_at: r.last_sync_at,
             updated_at: r.updated_at,
         }
@@ -193,6 +246,44 @@ pub fn parse_mapping(value: &serde_json::Value) -> (HashMap<String, OrderStatus>
     (map, errors)
 }
 
+/// Splits a stored back-mapping (platform status -> RetailCRM code); bad entries are left out
+/// and reported in `errors`.
+fn parse_back_mapping(
+    value: &serde_json::Value,
+    errors: &mut Vec<String>,
+) -> HashMap<OrderStatus, String> {
+    let mut map = HashMap::new();
+    match value {
+        serde_json::Value::Object(obj) => {
+            for (status, code) in obj {
+                match (status.parse::<OrderStatus>(), code.as_str()) {
+                    (Ok(st), Some(code)) if !code.trim().is_empty() => {
+                        map.insert(st, code.trim().to_string());
+                    }
+                    (Err(e), _) => errors.push(format!("status_back_mapping.{status}: {e}")),
+                    (_, _) => errors.push(format!(
+                        "status_back_mapping.{status}: {code} is not a RetailCRM status code"
+                    )),
+                }
+            }
+        }
+        serde_json::Value::Null => {}
+        other => errors.push(format!(
+            "status_back_mapping is {other}, not an object of platform status -> code; it is ignored"
+        )),
+    }
+    map
+}
+
+/// The stored JSON of a back-mapping.
+pub fn back_mapping_json(map: &HashMap<OrderStatus, String>) -> serde_json::Value {
+    serde_json::Value::Object(
+        map.iter()
+            .map(|(k, v)| (k.as_str().to_string(), serde_json::Value::String(v.clone())))
+            .collect(),
+    )
+}
+
 fn mapping_json(map: &HashMap<String, OrderStatus>) -> serde_json::Value {
     serde_json::Value::Object(
         map.iter()
@@ -203,7 +294,8 @@ fn mapping_json(map: &HashMap<String, OrderStatus>) -> serde_json::Value {
 
 const SELECT: &str = "SELECT i.project_id, p.name AS project_name, i.api_url, i.api_key, \
      i.is_active, i.sync_orders, i.sync_customers, i.sync_interval_minutes, i.status_mapping, \
-     i.orders_created_from, i.default_phone_country, i.webhook_token_sha256, i.last_sync_at, \
+     i.orders_created_from, i.default_phone_country, i.webhook_token_sha256, i.conflict_rule, \
+     i.status_back_mapping, i.last_sync_at, \
      i.updated_at \
      FROM retailcrm_integrations i LEFT JOIN projects p ON p.id = i.project_id";
 
@@ -333,6 +425,8 @@ impl Store {
              orders_created_from = CASE WHEN $9 THEN $10 ELSE orders_created_from END, \
              default_phone_country = CASE WHEN $11 THEN $12 ELSE default_phone_country END, \
              webhook_token_sha256 = CASE WHEN $13 THEN $14 ELSE webhook_token_sha256 END, \
+             conflict_rule = COALESCE($15, conflict_rule), \
+             status_back_mapping = COALESCE($16, status_back_mapping), \
              updated_at = now() \
              WHERE project_id = $1",
         )
@@ -356,6 +450,8 @@ impl Store {
         )
         .bind::<Bool, _>(patch.webhook_token_sha256.is_some())
         .bind::<Nullable<Text>, _>(patch.webhook_token_sha256.clone().flatten())
+        .bind::<Nullable<Text>, _>(patch.conflict_rule.map(ConflictRule::as_str))
+        .bind::<Nullable<Jsonb>, _>(patch.status_back_mapping.as_ref().map(back_mapping_json))
         .execute(&mut conn)
         .await
         .map_err(op("update integration"))?;

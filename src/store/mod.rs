@@ -22,7 +22,9 @@ pub mod admin;
 pub mod cursors;
 pub mod integrations;
 pub mod migrations;
+pub mod monitor;
 pub mod orders;
+pub mod outbox;
 pub mod phones;
 pub mod prepared;
 pub mod runs;
@@ -148,10 +150,54 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// The session setting that marks the daemon's own connections: the outbox triggers
+/// (`sql/outbox_triggers.sql`) skip writes made with it, so a pull never echoes as a push.
+pub const WRITER_SETTING: &str = "retailcrm_sync.writer";
+
+/// `url` with `options=-c retailcrm_sync.writer=daemon` added (kept as is when it does not
+/// parse; validation refuses such a URL anyway).
+fn daemon_marked_url(url: &str) -> String {
+    let Ok(mut parsed) = reqwest::Url::parse(url) else {
+        return url.to_string();
+    };
+    let mut options = format!("-c {WRITER_SETTING}=daemon");
+    let mut others: Vec<(String, String)> = Vec::new();
+    for (k, v) in parsed.query_pairs() {
+        if k == "options" {
+            options = format!("{v} {options}");
+        } else {
+            others.push((k.into_owned(), v.into_owned()));
+        }
+    }
+    others.push(("options".to_string(), options));
+    // Percent-encoded by hand: the driver reads `%20`, not `+`, as a space.
+    let query = others
+        .iter()
+        .map(|(k, v)| format!("{}={}", percent(k), percent(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    parsed.set_query(Some(&query));
+    parsed.to_string()
+}
+
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 impl Store {
     /// Builds the pool and opens one connection to prove the database is reachable.
     pub async fn connect(settings: &DatabaseSettings) -> Result<Store, StoreError> {
-        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(settings.url.clone());
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(daemon_marked_url(
+            &settings.url,
+        ));
         let pool = Pool::builder(manager)
             .max_size(settings.pool_size.max(1) as usize)
             .build()
@@ -227,4 +273,21 @@ pub(crate) async fn lock_users(
         .await
         .map_err(op("lock users"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daemon_connections_are_marked() {
+        assert_eq!(
+            daemon_marked_url("postgres://u@h:5432/db"),
+            "postgres://u@h:5432/db?options=-c%20retailcrm_sync.writer%3Ddaemon"
+        );
+        assert_eq!(
+            daemon_marked_url("postgres://u@h/db?sslmode=disable&options=-c%20a%3Db"),
+            "postgres://u@h/db?sslmode=disable&options=-c%20a%3Db%20-c%20retailcrm_sync.writer%3Ddaemon"
+        );
+    }
 }

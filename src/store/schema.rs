@@ -28,6 +28,8 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         webhook_token_sha256 -> Nullable<Text>,
+        conflict_rule -> Text,
+        status_back_mapping -> Jsonb,
     }
 }
 
@@ -111,6 +113,24 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// The platform's changes to push to RetailCRM (two-way sync).
+    retailcrm_outbox (id) {
+        id -> BigInt,
+        project_id -> BigInt,
+        entity -> Text,
+        local_id -> BigInt,
+        fields -> Jsonb,
+        created_at -> Timestamptz,
+        state -> Text,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+        sent_at -> Nullable<Timestamptz>,
+        retailcrm_id -> Nullable<BigInt>,
+        conflict -> Nullable<Jsonb>,
+    }
+}
+
 diesel::joinable!(retailcrm_integrations -> projects (project_id));
 diesel::joinable!(orders -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -121,4 +141,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     sync_cursors,
     sync_runs,
     dead_records,
+    retailcrm_outbox,
 );

@@ -34,7 +34,7 @@
 
 mod snapshot;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -107,6 +107,9 @@ pub struct RunCounts {
     /// `orders_created_from`.
     #[serde(default)]
     pub filtered_out: u64,
+    /// What a `push` job did (two-way sync); `None` for pulls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushed: Option<crate::sync::push::PushCounts>,
 }
 
 /// What one batch commit changed, for either stream.
@@ -159,6 +162,8 @@ struct Batch {
     next_snapshot_from: Option<String>,
     /// Total entities of the phase, when the API says.
     total: Option<u64>,
+    /// From a history walk: entity -> fields changed by someone other than this key.
+    touched: BTreeMap<i64, BTreeSet<String>>,
 }
 
 /// Runs jobs of one project. Cheap to build per job: it holds clones of shared handles.
@@ -513,6 +518,7 @@ impl Engine {
             self.filter_by_date(&mut batch, ctx);
             batch.deleted.extend(walk.deleted);
             batch.poison.extend(walk.poison);
+            batch.touched = walk.touched;
             batch.history_records = walk.records;
             batch.next_since_id = Some(stored.map_or(last_id, |s| s.max(last_id)));
             batch.next_snapshot_page = None;
@@ -550,6 +556,9 @@ impl Engine {
             version: expected.version,
         };
         let started = Instant::now();
+        let mut batch = batch;
+        self.protect_pending(&mut batch.records, &batch.touched)
+            .await?;
         let n = batch.records.len() as u64;
         let n_poison = batch.poison.len() as u64;
         let out = self
@@ -596,6 +605,55 @@ impl Engine {
             "batch committed"
         );
         Ok(cursor)
+    }
+
+    /// Two-way sync: keeps a pull from overwriting platform changes still waiting in the
+    /// outbox, and applies the conflict rule to fields RetailCRM changed too (see
+    /// [`crate::sync::push::protect_pending`]).
+    async fn protect_pending(
+        &self,
+        records: &mut Records,
+        touched: &BTreeMap<i64, BTreeSet<String>>,
+    ) -> Result<(), SyncError> {
+        use crate::store::outbox::{CUSTOMER, ORDER};
+        let project_id = self.project_id();
+        let (entity, ids): (&str, Vec<i64>) = match &*records {
+            Records::Orders(o) => (ORDER, o.iter().map(|r| r.retailcrm_id).collect()),
+            Records::Customers(c) => (CUSTOMER, c.iter().map(|r| r.retailcrm_id).collect()),
+        };
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let pending = self
+            .store
+            .pending_fields(project_id, entity, &ids)
+            .await
+            .map_err(SyncError::Store)?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let conflicts = crate::sync::push::protect_pending(
+            &pending,
+            touched,
+            self.integration.conflict_rule,
+            |id, field, value| apply_pending(records, id, field, value),
+        );
+        if !conflicts.is_empty() {
+            warn!(
+                project_id,
+                entity,
+                conflicts = conflicts.len(),
+                "two-way sync: RetailCRM changed fields the platform changed too; RetailCRM wins, conflicts recorded"
+            );
+            for _ in &conflicts {
+                crate::metrics::metrics().push(project_id, entity, "conflict");
+            }
+            self.store
+                .note_pull_conflicts(&conflicts)
+                .await
+                .map_err(SyncError::Store)?;
+        }
+        Ok(())
     }
 
     async fn commit_cursor_only(
@@ -813,6 +871,9 @@ impl Engine {
                 } else {
                     changed.insert(entity);
                 }
+                if let Some(field) = entry.foreign_field {
+                    walk.touched.entry(entity).or_default().insert(field);
+                }
             }
             if let Some(target) = entry.also {
                 changed.insert(target);
@@ -843,6 +904,7 @@ impl Batch {
             next_snapshot_total: None,
             next_snapshot_from: None,
             total: None,
+            touched: BTreeMap::new(),
         }
     }
 
@@ -884,6 +946,9 @@ impl Batch {
             _ => {}
         }
         self.poison.extend(other.poison);
+        for (entity, fields) in other.touched {
+            self.touched.entry(entity).or_default().extend(fields);
+        }
         self.fetched += other.fetched;
         self.unmapped += other.unmapped;
         self.filtered += other.filtered;
@@ -900,6 +965,7 @@ fn entries_of<R: HasHistoryId>(items: Vec<Decoded<R>>) -> Vec<HistoryEntry> {
                 entity: r.entity_id(),
                 deleted: r.is_deleted(),
                 also: r.combined_to_id(),
+                foreign_field: r.foreign_field().map(str::to_string),
                 poison: None,
             },
             Decoded::Poison(p) => HistoryEntry::from_poison(p, R::ENTITY_KEY),
@@ -914,6 +980,8 @@ struct HistoryEntry {
     deleted: bool,
     /// `combinedTo.id`: the entity a merged one went into, which changed too.
     also: Option<i64>,
+    /// The field changed, when someone other than this key changed it.
+    foreign_field: Option<String>,
     poison: Option<PoisonItem>,
 }
 
@@ -931,6 +999,7 @@ impl HistoryEntry {
             entity,
             deleted: false,
             also: None,
+            foreign_field: None,
             poison: Some(p),
         }
     }
@@ -939,11 +1008,58 @@ impl HistoryEntry {
 #[derive(Default)]
 struct HistoryWalk {
     changed: Vec<i64>,
+    /// Entity -> fields someone other than this key changed (two-way sync conflicts).
+    touched: BTreeMap<i64, BTreeSet<String>>,
     deleted: Vec<i64>,
     poison: Vec<PoisonRecord>,
     last_id: Option<i64>,
     records: u64,
     more: bool,
+}
+
+/// Reads (`value` = `None`) or sets a pushable field of the pulled record with RetailCRM id
+/// `id`; returns the value it had.
+fn apply_pending(
+    records: &mut Records,
+    id: i64,
+    field: &str,
+    value: Option<&serde_json::Value>,
+) -> Option<serde_json::Value> {
+    let text = |v: &serde_json::Value| v.as_str().map(|s| s.trim().to_string());
+    match records {
+        Records::Customers(c) => {
+            let r = c.iter_mut().find(|r| r.retailcrm_id == id)?;
+            let slot = match field {
+                "email" => &mut r.email,
+                "phone" => &mut r.phone,
+                "first_name" => &mut r.first_name,
+                "last_name" => &mut r.last_name,
+                _ => return None,
+            };
+            let old = serde_json::json!(slot.clone());
+            if let Some(v) = value {
+                *slot = match field {
+                    "email" => text(v).as_deref().and_then(crate::model::normalize_email),
+                    "phone" => text(v)
+                        .map(|t| t.chars().filter(char::is_ascii_digit).collect::<String>())
+                        .filter(|d| !d.is_empty()),
+                    _ => text(v).filter(|t| !t.is_empty()),
+                };
+            }
+            Some(old)
+        }
+        Records::Orders(o) => {
+            let r = o.iter_mut().find(|r| r.retailcrm_id == id)?;
+            if field != "status" {
+                return None;
+            }
+            let old = serde_json::json!(r.retailcrm_status.clone());
+            if let Some(st) = value.and_then(text).and_then(|t| t.parse().ok()) {
+                r.status = Some(st);
+            }
+            Some(old)
+        }
+    }
 }
 
 fn poison_item(stream: Stream, p: PoisonItem) -> PoisonRecord {

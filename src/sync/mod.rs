@@ -10,6 +10,7 @@ pub mod engine;
 pub mod error;
 pub mod mapping;
 pub mod progress;
+pub mod push;
 
 pub use engine::{Engine, JobSpec, RunCounts};
 pub use error::SyncError;

@@ -1,7 +1,9 @@
 //! `retailcrm-sync bench` end to end at tiny sizes: a fresh database, the real daemon binary as
 //! a child, the in-process mock. Asserts the report has every section with sane, non-zero
-//! figures and that the run cleaned up after itself. No timing assertions: speed is what the
-//! bench reports, not what a test on a shared machine can promise.
+//! figures and that the run cleaned up after itself. No absolute timing assertions: speed is
+//! what the bench reports, not what a test on a shared machine can promise. The one relative
+//! one: with webhooks a change arrives sooner than the schedule's median (a 2 s interval makes
+//! that median at least about 0.75 s, see `bench::freshness`), which fails if webhooks do nothing.
 
 use std::time::Duration;
 
@@ -19,6 +21,13 @@ fn tiny() -> BenchOptions {
         project_customers: 10,
         idle: Duration::from_secs(1),
         large_orders: 600,
+        fresh_orders: 200,
+        fresh_customers: 100,
+        fresh_changes: 24,
+        fresh_scheduled_changes: 5,
+        fresh_interval_secs: 2,
+        fresh_debounce_ms: 50,
+        fresh_timeout: Duration::from_secs(20),
         job_timeout: Duration::from_secs(120),
         ..BenchOptions::quick(env!("CARGO_BIN_EXE_retailcrm-sync").into())
     }
@@ -83,8 +92,50 @@ async fn bench_reports_every_section_and_cleans_up() {
     assert_eq!(mem.large_orders, 600);
     assert!(mem.large_peak_rss_mib > 1.0 && mem.base_peak_rss_mib > 1.0);
 
+    // Freshness: every change with webhooks arrived, and sooner than the schedule would bring
+    // it (if webhooks did nothing, the changes would miss or wait for the schedule).
+    let fresh = report.freshness.as_ref().expect("freshness section");
+    let hooks = fresh.webhooks.as_ref().expect("freshness with webhooks");
+    assert_eq!(hooks.changes, 24, "{hooks:?}");
+    assert_eq!(hooks.misses, 0, "{hooks:?}");
+    assert_eq!(hooks.committed, 24, "{hooks:?}");
+    assert_eq!(
+        (hooks.status_changes, hooks.new_orders, hooks.customer_edits),
+        (8, 8, 8),
+        "{hooks:?}"
+    );
+    assert!(
+        0.0 < hooks.p50_secs
+            && hooks.p50_secs <= hooks.p99_secs
+            && hooks.p99_secs <= hooks.max_secs,
+        "{hooks:?}"
+    );
+    assert!(hooks.history_walks >= 1, "{hooks:?}");
+    assert_eq!(hooks.walk_trigger, "webhook");
+    assert!(hooks.webhook_calls_sent >= 24, "{hooks:?}");
+    let sched = fresh
+        .schedule
+        .as_ref()
+        .expect("freshness against the schedule");
+    assert_eq!(sched.changes, 5, "{sched:?}");
+    assert_eq!(sched.misses, 0, "{sched:?}");
+    assert_eq!(sched.interval_secs, Some(2.0));
+    assert!(sched.history_walks >= 1, "{sched:?}");
+    assert!(
+        0.0 < sched.p50_secs
+            && sched.p50_secs <= sched.p99_secs
+            && sched.p99_secs <= sched.max_secs,
+        "{sched:?}"
+    );
+    assert!(
+        hooks.p99_secs < sched.p50_secs,
+        "webhooks p99 {:.3} s is not below the schedule's p50 {:.3} s",
+        hooks.p99_secs,
+        sched.p50_secs
+    );
+
     // Every target row is present and the table names every section.
-    assert_eq!(report.targets.len(), 11, "{:#?}", report.targets);
+    assert_eq!(report.targets.len(), 14, "{:#?}", report.targets);
     let table = report.render();
     for heading in [
         "1. full sync",
@@ -93,6 +144,7 @@ async fn bench_reports_every_section_and_cleans_up() {
         "4. incremental",
         "5. many projects",
         "6. memory flatness",
+        "7. freshness",
     ] {
         assert!(table.contains(heading), "{heading} missing:\n{table}");
     }
@@ -104,6 +156,7 @@ async fn bench_reports_every_section_and_cleans_up() {
         "incremental",
         "many_projects",
         "memory",
+        "freshness",
         "targets",
     ] {
         assert!(!json[key].is_null(), "{key} missing from the JSON report");

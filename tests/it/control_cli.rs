@@ -79,6 +79,7 @@ fn project(sim: &mut JobSim) -> ProjectStatus {
         running_job,
         last_success_at: None,
         fresh_as_of: None,
+        outbox: None,
         last_error: None,
         last_finished: sim.finished.clone(),
         next_run_at: Some(now + chrono::Duration::minutes(5)),

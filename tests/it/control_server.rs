@@ -72,6 +72,7 @@ fn status_of(project_id: i64) -> ProjectStatus {
         running_job: None,
         last_success_at: None,
         fresh_as_of: None,
+        outbox: None,
         last_error: None,
         last_finished: None,
         next_run_at: None,

@@ -26,11 +26,12 @@ async fn tables(db: &TestDb) -> Vec<String> {
     rows.into_iter().map(|r| r.name).collect()
 }
 
-const ALL: [&str; 7] = [
+const ALL: [&str; 8] = [
     "dead_records",
     "orders",
     "projects",
     "retailcrm_integrations",
+    "retailcrm_outbox",
     "sync_cursors",
     "sync_runs",
     "users",
@@ -105,6 +106,7 @@ async fn schema_rs_names_real_columns() {
         orders,
         sync_cursors,
         sync_runs,
-        dead_records
+        dead_records,
+        retailcrm_outbox
     );
 }

@@ -20,6 +20,82 @@ use crate::http::WebhookDue;
 use crate::queue::{Job, JobKind, NewJob, Trigger};
 
 impl Supervisor {
+    /// Enqueues a `push` job for the project (coalesced with a waiting one).
+    pub(super) fn enqueue_push(&mut self, project_id: i64, ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            return;
+        }
+        let Some(slot) = self.slots.get(&project_id) else {
+            debug!(
+                project_id,
+                "outbox change for a project that is not running; it waits for it"
+            );
+            return;
+        };
+        let addr = slot.addr.clone();
+        let queue = self.queue.clone();
+        let job = NewJob {
+            project_id,
+            kind: JobKind::Push,
+            since_id: None,
+            trigger: Trigger::Outbox,
+        };
+        ctx.spawn(
+            async move {
+                match queue.enqueue(&job).await {
+                    Ok(e) => {
+                        debug!(project_id, job_id = %e.job_id, coalesced = e.coalesced, "push enqueued");
+                        if let Some(addr) = addr {
+                            addr.do_send(WakeProject);
+                        }
+                    }
+                    Err(e) => warn!(project_id, error = %e, "could not enqueue a push; the outbox sweep tries again"),
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
+    /// The outbox sweep: pushes what a missed NOTIFY left pending and refreshes the outbox
+    /// counts of `status`.
+    pub(super) fn sweep_outbox(&mut self, ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            return;
+        }
+        let store = self.store.clone();
+        ctx.spawn(
+            async move { (store.outbox_projects().await, store.outbox_counts().await) }
+                .into_actor(self)
+                .map(|(pending, counts), act, ctx| {
+                    match counts {
+                        Ok(counts) => {
+                            let ids: Vec<i64> = act.slots.keys().copied().collect();
+                            for id in ids {
+                                let c = counts.get(&id).copied().unwrap_or_default();
+                                act.board.update(id, |p| {
+                                    p.outbox = Some(crate::control::protocol::OutboxDepth {
+                                        pending: c.pending,
+                                        sent: c.sent,
+                                        failed: c.failed,
+                                        conflict: c.conflict,
+                                    })
+                                });
+                            }
+                        }
+                        Err(e) => debug!(error = %e, "outbox sweep: could not count rows"),
+                    }
+                    match pending {
+                        Ok(ids) => {
+                            for id in ids {
+                                act.enqueue_push(id, ctx);
+                            }
+                        }
+                        Err(e) => debug!(error = %e, "outbox sweep: could not read pending rows"),
+                    }
+                }),
+        );
+    }
+
     /// Enqueues the history walk a webhook burst asks for, coalesced with an identical
     /// waiting job. When Redis refuses, the burst goes back into the inbox and is tried again a
     /// second later, so a change is never left for the schedule alone.
@@ -241,6 +317,53 @@ impl Supervisor {
                     .into_actor(self),
                 );
             }
+            Request::Outbox { project_id, limit } => {
+                let store = self.store.clone();
+                let limit = limit.unwrap_or(50).clamp(1, 1000) as i64;
+                ctx.spawn(
+                    async move {
+                        let res = async {
+                            let counts = store.outbox_counts().await?;
+                            let rows = store
+                                .outbox_rows(project_id, &["failed", "conflict", "pending"], limit)
+                                .await?;
+                            Ok::<_, crate::store::StoreError>((counts, rows))
+                        }
+                        .await;
+                        answer(match res {
+                            Ok((counts, rows)) => Response::ok(serde_json::json!({
+                                "project_id": project_id,
+                                "counts": counts.get(&project_id).copied().unwrap_or_default(),
+                                "rows": rows,
+                            })),
+                            Err(e) => Response::error(ErrorCode::Unavailable, e.to_string()),
+                        })
+                    }
+                    .into_actor(self),
+                );
+            }
+            Request::OutboxRetry { project_id, ids } => {
+                let store = self.store.clone();
+                let addr = self.slots.get(&project_id).and_then(|s| s.addr.clone());
+                ctx.spawn(
+                    async move { store.retry_outbox(project_id, ids.as_deref()).await }
+                        .into_actor(self)
+                        .map(move |res, act, ctx| match res {
+                            Ok(n) => {
+                                if n > 0 {
+                                    act.enqueue_push(project_id, ctx);
+                                }
+                                drop(addr);
+                                answer(Response::ok(
+                                    serde_json::json!({ "project_id": project_id, "requeued": n }),
+                                ));
+                            }
+                            Err(e) => {
+                                answer(Response::error(ErrorCode::Unavailable, e.to_string()))
+                            }
+                        }),
+                );
+            }
             Request::Pause { project_id } | Request::Resume { project_id } => {
                 let pause = matches!(request, Request::Pause { .. });
                 let Some(slot) = self.slots.get_mut(&project_id) else {
@@ -348,6 +471,7 @@ impl Supervisor {
                     dead_jobs: stats.as_ref().map_or(0, |s| s.dead),
                     cursor_lag: live.as_ref().and_then(|l| l.cursor_lag),
                     restarts,
+                    outbox: live.as_ref().and_then(|l| l.outbox),
                 });
             }
             status
@@ -399,6 +523,7 @@ pub fn parse_kind(kind: &str, entity_id: Option<i64>) -> Result<JobKind, String>
         "resync_orders" => JobKind::ResyncOrders,
         "resync_customers" => JobKind::ResyncCustomers,
         "resync_all" => JobKind::ResyncAll,
+        "push" => JobKind::Push,
         other => {
             return Err(format!(
                 "unknown job kind `{other}`; use one of: {}",
