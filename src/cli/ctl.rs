@@ -730,6 +730,7 @@ fn render_status(status: &DaemonStatus, now: DateTime<Utc>) -> String {
         "QUEUE",
         "DEAD",
         "LAG",
+        "OUTBOX",
     ];
     let rows: Vec<Vec<String>> = status
         .projects
@@ -792,6 +793,11 @@ fn render_status(status: &DaemonStatus, now: DateTime<Utc>) -> String {
                 p.cursor_lag
                     .map(|l| l.to_string())
                     .unwrap_or_else(|| "-".into()),
+                match p.outbox {
+                    None => "-".into(),
+                    Some(o) if o.failed + o.conflict == 0 => o.pending.to_string(),
+                    Some(o) => format!("{} ({} failed, {} conflict)", o.pending, o.failed, o.conflict),
+                },
             ]
         })
         .collect();

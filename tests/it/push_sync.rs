@@ -632,3 +632,95 @@ async fn bad_rows_fail_alone_with_the_reason() {
         4
     );
 }
+
+/// The pull side of the rule: a pull that runs while a platform change waits in the outbox
+/// (1) applies the conflict rule when RetailCRM changed the same field, and (2) never
+/// overwrites the platform's pending value when RetailCRM changed only another field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_before_the_push_keeps_pending_changes_and_detects_conflicts() {
+    let (crm, env) = env_with_crm(20, 40, 95).await;
+    let daemon = env.start().await;
+    first_sync(&daemon).await;
+    install_triggers(&env).await;
+    let linked: Vec<UserRow> = users(&env)
+        .await
+        .into_iter()
+        .filter(|u| u.retailcrm_customer_id.is_some())
+        .collect();
+    let (a, b) = (linked[0].clone(), linked[1].clone());
+    assert_eq!(daemon.ctl(&["pause", "1"]).0, 0);
+    // RetailCRM: a's e-mail and b's last name change (a manager).
+    assert!(crm.state().edit_customer(
+        a.retailcrm_customer_id.unwrap(),
+        Some(Some(format!("manager{}@shop.test", a.id))),
+        None,
+        None,
+        None,
+        "user"
+    ));
+    assert!(crm.state().edit_customer(
+        b.retailcrm_customer_id.unwrap(),
+        None,
+        None,
+        None,
+        Some(Some("Managerova".to_string())),
+        "user"
+    ));
+    // The pull is queued first, then the platform changes both e-mails (their pushes queue
+    // behind it).
+    let trig = daemon.ctl(&["trigger", "1", "sync_customers"]);
+    assert_eq!(trig.0, 0, "{trig:?}");
+    for u in [&a, &b] {
+        env.sql(&format!(
+            "UPDATE users SET email = 'platform{}@loyalty.test' WHERE id = {}",
+            u.id, u.id
+        ))
+        .await;
+    }
+    assert_eq!(daemon.ctl(&["resume", "1"]).0, 0);
+    wait_drained(&env, Duration::from_secs(30)).await;
+    let email_of = |rows: &[UserRow], id: i64| {
+        rows.iter()
+            .find(|u| u.id == id)
+            .and_then(|u| u.email.clone())
+    };
+    let mock_email = |id: i64| {
+        crm.customers_snapshot()
+            .into_iter()
+            .find(|c| c.id == id)
+            .and_then(|c| c.email)
+    };
+    let now = users(&env).await;
+    // (1) a: RetailCRM wins; the pull recorded the conflict and wrote the manager's value.
+    assert_eq!(
+        email_of(&now, a.id),
+        Some(format!("manager{}@shop.test", a.id)),
+        "log:\n{}",
+        env.logs()
+    );
+    assert_eq!(
+        mock_email(a.retailcrm_customer_id.unwrap()),
+        Some(format!("manager{}@shop.test", a.id))
+    );
+    assert_eq!(
+        env.count(&format!(
+            "SELECT count(*) AS n FROM retailcrm_outbox WHERE local_id = {} AND state = 'conflict' \
+             AND conflict -> 'email' ->> 'platform' = 'platform{}@loyalty.test'",
+            a.id, a.id
+        ))
+        .await,
+        1
+    );
+    // (2) b: the pull re-read the customer (its last name changed) but kept the pending
+    // e-mail, which the push then sent.
+    assert_eq!(email_of(&now, b.id), Some(format!("platform{}@loyalty.test", b.id)));
+    assert_eq!(
+        mock_email(b.retailcrm_customer_id.unwrap()),
+        Some(format!("platform{}@loyalty.test", b.id))
+    );
+    assert_eq!(
+        now.iter().find(|u| u.id == b.id).unwrap().last_name.as_deref(),
+        Some("Managerova"),
+        "the other field came from RetailCRM"
+    );
+}
