@@ -367,6 +367,7 @@ async fn metrics_carry_every_family_and_forget_removed_projects() {
         ("retailcrm_sync_freshness_seconds", &["project_id"]),
         ("retailcrm_sync_crm_rate_limited_total", &["project_id"]),
         ("retailcrm_sync_dead_records_total", &["project_id"]),
+        ("retailcrm_sync_outbox_rows", &["project_id", "state"]),
     ];
     for (name, label_names) in want {
         let samples = families
