@@ -1,5 +1,10 @@
 //! Logging setup: `tracing` with structured fields, human (`pretty`) or JSON lines on stderr
 //! (journald captures stderr under systemd). `RUST_LOG`, when set, overrides the configured level.
+//!
+//! Colours only on a terminal: written to a file, a pipe or journald, `pretty` lines carry no
+//! ANSI escapes; under systemd (`JOURNAL_STREAM` set) they also leave out the timestamp, which
+//! journald records itself. JSON lines carry the current span once (`span`), not the span list
+//! as well.
 
 use crate::config::{LogFormat, LogSettings};
 
@@ -16,8 +21,18 @@ pub fn init(settings: &LogSettings) -> bool {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi_wanted());
     match settings.format {
+        LogFormat::Pretty if under_journald() => {
+            let builder = builder.without_time().with_filter_reloading();
+            let handle = builder.reload_handle();
+            let installed = builder.try_init().is_ok();
+            if installed {
+                remember(move |f| handle.reload(f).map_err(|e| e.to_string()));
+            }
+            installed
+        }
         LogFormat::Pretty => {
             let builder = builder.with_filter_reloading();
             let handle = builder.reload_handle();
@@ -32,6 +47,7 @@ pub fn init(settings: &LogSettings) -> bool {
                 .json()
                 .flatten_event(true)
                 .with_current_span(true)
+                .with_span_list(false)
                 .with_filter_reloading();
             let handle = builder.reload_handle();
             let installed = builder.try_init().is_ok();
@@ -41,6 +57,18 @@ pub fn init(settings: &LogSettings) -> bool {
             installed
         }
     }
+}
+
+/// Whether log lines may carry colours: only when stderr is a terminal (and `NO_COLOR` is
+/// not set).
+fn ansi_wanted() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// Whether stderr goes to journald (systemd sets `JOURNAL_STREAM` for a unit's output).
+fn under_journald() -> bool {
+    std::env::var_os("JOURNAL_STREAM").is_some()
 }
 
 type Reloader = Box<dyn Fn(tracing_subscriber::EnvFilter) -> Result<(), String> + Send + Sync>;

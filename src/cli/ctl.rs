@@ -257,16 +257,50 @@ async fn run(socket: &Path, args: &CtlArgs) -> anyhow::Result<ExitCode> {
     let mut client = match ControlClient::connect(socket).await {
         Ok(client) => client.with_timeout(timeout),
         Err(err @ ControlError::NotRunning { .. }) => {
-            eprintln!("error: {err}");
-            return Ok(ExitCode::from(EX_UNAVAILABLE));
+            return Ok(report_local_error(
+                args.json,
+                "unavailable",
+                &err.to_string(),
+                EX_UNAVAILABLE,
+            ));
+        }
+        Err(err) if args.json => {
+            return Ok(report_local_error(
+                true,
+                "unavailable",
+                &err.to_string(),
+                EX_UNAVAILABLE,
+            ));
         }
         Err(err) => return Err(err.into()),
     };
     let started = Instant::now();
-    let response = client.call(&args.command.request()).await?;
+    let response = match client.call(&args.command.request()).await {
+        Ok(r) => r,
+        Err(err) if args.json => {
+            return Ok(report_local_error(
+                true,
+                "unavailable",
+                &err.to_string(),
+                EX_UNAVAILABLE,
+            ));
+        }
+        Err(err) => return Err(err.into()),
+    };
     let elapsed = started.elapsed();
     let data = match response.into_result() {
         Ok(data) => data,
+        Err(error) if args.json => {
+            println!(
+                "{}",
+                serde_json::json!({ "ok": false, "error": { "code": error.code, "message": error.message } })
+            );
+            return Ok(if error.code == ErrorCode::Unavailable {
+                ExitCode::from(EX_UNAVAILABLE)
+            } else {
+                ExitCode::FAILURE
+            });
+        }
         Err(error) => return Ok(report_error(&error)),
     };
 
@@ -293,6 +327,20 @@ async fn run(socket: &Path, args: &CtlArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// An error found on this side (no daemon, a broken connection): text on stderr, or with
+/// `--json` the envelope on stdout, so scripts parse one format whatever happens.
+fn report_local_error(json: bool, code: &str, message: &str, exit: u8) -> ExitCode {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "ok": false, "error": { "code": code, "message": message } })
+        );
+    } else {
+        eprintln!("error: {message}");
+    }
+    ExitCode::from(exit)
 }
 
 /// Prints a daemon-side error; `unavailable` exits 69 like a daemon that is not running.
@@ -796,7 +844,10 @@ fn render_status(status: &DaemonStatus, now: DateTime<Utc>) -> String {
                 match p.outbox {
                     None => "-".into(),
                     Some(o) if o.failed + o.conflict == 0 => o.pending.to_string(),
-                    Some(o) => format!("{} ({} failed, {} conflict)", o.pending, o.failed, o.conflict),
+                    Some(o) => format!(
+                        "{} ({} failed, {} conflict)",
+                        o.pending, o.failed, o.conflict
+                    ),
                 },
             ]
         })

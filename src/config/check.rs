@@ -7,6 +7,28 @@ use super::problem::ConfigProblem;
 use super::sections::Settings;
 use super::url::Url;
 
+/// Slowest pacing accepted (one request every 10 s); slower rates overflow the pacer's
+/// arithmetic and could never finish a sync anyway.
+pub const MIN_RPS: f64 = 0.1;
+/// Fastest pacing accepted.
+pub const MAX_RPS: f64 = 1000.0;
+
+/// Levels `log.level` may name.
+const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+
+/// The first directive of a `tracing` filter that names no level: `inf`, `warnn`,
+/// `retailcrm_sync=verbose` (a bare target such as `retailcrm_sync` means "everything from it"
+/// to `tracing` and is refused too: it is almost always a typo of a level).
+pub fn unknown_level(filter: &str) -> Option<String> {
+    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let level = directive.rsplit_once('=').map_or(directive, |(_, l)| l);
+        if !LEVELS.iter().any(|l| l.eq_ignore_ascii_case(level.trim())) {
+            return Some(directive.to_string());
+        }
+    }
+    None
+}
+
 /// Page sizes RetailCRM accepts for list calls.
 pub const PAGE_SIZES: [u32; 3] = [20, 50, 100];
 
@@ -74,15 +96,27 @@ impl Settings {
             sync.rate_limit_budget_secs,
             1,
         );
-        if !(sync.requests_per_second.is_finite() && sync.requests_per_second > 0.0) {
+        if !(sync.requests_per_second.is_finite()
+            && (MIN_RPS..=MAX_RPS).contains(&sync.requests_per_second))
+        {
             p.push(ConfigProblem::error(
                 "sync.requests_per_second",
-                format!("{} is not a positive rate", sync.requests_per_second),
-                "use a positive number; RetailCRM allows 10 per second",
+                format!(
+                    "{} is not a usable rate (from {MIN_RPS} to {MAX_RPS} requests per second)",
+                    sync.requests_per_second
+                ),
+                "use a number from 0.1 to 1000; RetailCRM allows 10 per second",
             ));
         }
 
-        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+        if let Some(bad) = unknown_level(&self.log.level) {
+            p.push(ConfigProblem::error(
+                "log.level",
+                format!("`{bad}` in `{}` names no log level", self.log.level),
+                "use trace, debug, info, warn, error or off, alone or as target=level \
+                 (e.g. `info` or `retailcrm_sync=debug,info`)",
+            ));
+        } else if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             p.push(ConfigProblem::error(
                 "log.level",
                 format!("`{}` is not a log level or filter ({e})", self.log.level),

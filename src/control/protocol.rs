@@ -584,7 +584,8 @@ pub struct JobInfo {
     pub kind: String,
     /// `waiting`, `delayed`, `running` or `dead`.
     pub state: String,
-    /// Attempts made so far.
+    /// Attempts made so far (a running job's current attempt and a completed job's successful
+    /// one included).
     #[serde(default)]
     pub attempts: u32,
     /// When it was enqueued.

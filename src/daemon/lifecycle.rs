@@ -299,7 +299,7 @@ async fn bridge(
                 let response = match call.request {
                     Request::Ping => Response::ok(serde_json::json!({ "pong": true, "starting": true })),
                     Request::Version => Response::ok(
-                        serde_json::json!({ "version": env!("CARGO_PKG_VERSION"), "starting": true }),
+                        serde_json::json!({ "version": env!("CARGO_PKG_VERSION"), "pid": std::process::id(), "starting": true }),
                     ),
                     _ => Response::error(
                         ErrorCode::Unavailable,

@@ -28,6 +28,7 @@ mod mock_cli;
 mod mock_server;
 mod mock_strict;
 mod mock_trigger;
+mod papercuts;
 mod push_sync;
 mod queue_load;
 mod queue_outage;

@@ -153,7 +153,7 @@ impl Supervisor {
         match request {
             Request::Ping => answer(Response::ok(serde_json::json!({ "pong": true }))),
             Request::Version => answer(Response::ok(
-                serde_json::json!({ "version": env!("CARGO_PKG_VERSION") }),
+                serde_json::json!({ "version": env!("CARGO_PKG_VERSION"), "pid": std::process::id() }),
             )),
             Request::Reload => {
                 // Integrations are re-read even when the file is bad: they do not depend on it.
@@ -488,7 +488,13 @@ fn job_info(
         job_id: job.id.clone(),
         kind: job.kind.to_string(),
         state: state.to_string(),
-        attempts: job.attempts,
+        // The queue counts failed attempts; a running job is in one more, a completed job's
+        // last attempt succeeded.
+        attempts: if matches!(state, "running" | "completed") {
+            job.attempts.saturating_add(1)
+        } else {
+            job.attempts
+        },
         enqueued_at: Some(job.enqueued_at),
         run_at,
         last_error: last_error.or_else(|| job.last_error.clone()),
