@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RCS_PG_DB=retailcrm_sync_demo scripts/services.sh
 cargo build --release --locked
-exec target/release/retailcrm-sync demo "$@"
+exec "$(scripts/target-dir.sh)/release/retailcrm-sync" demo "$@"

@@ -41,6 +41,7 @@ fn unit_has_the_required_keys() {
     let one = |key: &str| -> &str {
         let values = service
             .get(key)
+            .or_else(|| unit["Unit"].get(key))
             .unwrap_or_else(|| panic!("[Service] lacks {key}"));
         values[0].as_str()
     };
@@ -74,6 +75,11 @@ fn unit_has_the_required_keys() {
         ("SystemCallFilter", "@system-service"),
         ("SystemCallArchitectures", "native"),
         ("UMask", "0007"),
+        ("ProtectProc", "invisible"),
+        ("ProcSubset", "pid"),
+        ("RemoveIPC", "yes"),
+        ("PrivateMounts", "yes"),
+        ("Documentation", "man:retailcrm-sync(1)"),
     ];
     for (key, value) in expected {
         assert_eq!(one(key), value, "[Service] {key}");
@@ -120,9 +126,17 @@ fn systemd_analyze_verify_accepts_the_unit() {
     let dir = tempfile::tempdir().unwrap();
     let unit_path = dir.path().join("retailcrm-sync.service");
     std::fs::write(&unit_path, UNIT.replace("/usr/bin/retailcrm-sync", binary)).unwrap();
+    // Documentation=man:retailcrm-sync(1): verify runs `man`, so install the generated page
+    // where it looks (as the README's install steps do under /usr/share/man).
+    let man_dir = dir.path().join("man/man1");
+    std::fs::create_dir_all(&man_dir).unwrap();
+    let page = Command::new(binary).arg("man").output().unwrap();
+    assert!(page.status.success());
+    std::fs::write(man_dir.join("retailcrm-sync.1"), &page.stdout).unwrap();
     let output = Command::new("systemd-analyze")
         .arg("verify")
         .arg(&unit_path)
+        .env("MANPATH", dir.path().join("man"))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -139,4 +153,58 @@ fn systemd_analyze_verify_accepts_the_unit() {
         ours.is_empty(),
         "systemd-analyze warned about the unit:\n{stderr}"
     );
+}
+
+/// The unit's comments tell the truth: the install steps name files that exist, and the grace
+/// period they quote is the default; `~@resources` joins the syscall filter.
+#[test]
+fn unit_comments_match_the_tree_and_the_defaults() {
+    assert!(
+        !UNIT.contains("example.toml"),
+        "the config example is config/retailcrm-sync.toml"
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(root.join("config/retailcrm-sync.toml").is_file());
+    let grace = retailcrm_sync::config::Settings::default()
+        .shutdown
+        .grace_seconds;
+    assert!(
+        UNIT.contains(&format!("default {grace} s")),
+        "the unit quotes the grace period's default ({grace} s)"
+    );
+    let unit = parse_unit(UNIT);
+    let filters = unit["Service"]["SystemCallFilter"].join(" ");
+    assert!(filters.contains("~@privileged @resources"), "{filters}");
+}
+
+/// `systemd-analyze security --offline` rates the unit OK (exposure below 2.0, printed for the
+/// README) when systemd-analyze is installed.
+#[test]
+fn systemd_analyze_security_rates_the_unit_ok() {
+    let Ok(output) = Command::new("systemd-analyze").arg("--version").output() else {
+        println!("NOTE: systemd-analyze is not installed; skipping `systemd-analyze security`");
+        return;
+    };
+    assert!(output.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let unit_path = dir.path().join("retailcrm-sync.service");
+    std::fs::write(&unit_path, UNIT).unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=yes"])
+        .arg(&unit_path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| panic!("no exposure line in:\n{text}"));
+    let score: f64 = line
+        .split(':')
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read the score in {line}"));
+    println!("systemd-analyze security: {score}");
+    assert!(score < 2.0, "{line}");
 }
