@@ -68,6 +68,12 @@ impl Settings {
         }
 
         check_socket(p, self);
+        at_least(
+            p,
+            "control.max_connections",
+            self.control.max_connections.into(),
+            8,
+        );
 
         let sync = &self.sync;
         if !PAGE_SIZES.contains(&sync.page_size) {

@@ -96,6 +96,9 @@ pub struct ControlSettings {
     pub socket_path: String,
     /// Octal file mode of the socket (`"0660"`: owner and group may connect).
     pub socket_mode: String,
+    /// Connections open at once; the last 16 are kept for the daemon's user and root, so an
+    /// operator's `ctl` gets through whatever other users hold open.
+    pub max_connections: u32,
 }
 
 impl Default for ControlSettings {
@@ -103,6 +106,7 @@ impl Default for ControlSettings {
         ControlSettings {
             socket_path: "/run/retailcrm-sync/control.sock".to_string(),
             socket_mode: "0660".to_string(),
+            max_connections: 256,
         }
     }
 }

@@ -8,9 +8,12 @@
 //! place and answers on the call's oneshot. The server never interprets commands itself, and no
 //! input can make it panic or stop: a bad line only earns a JSON error on that connection.
 //!
-//! A client that connects and says nothing costs one idle task until `idle_timeout`, never
-//! blocks anyone else. When `max_connections` are open, a new connection is answered `busy` and
-//! closed.
+//! A client that connects and says nothing costs one task until `first_line_timeout` (a few
+//! seconds), and a connection that went quiet after a request is closed after `idle_timeout`,
+//! so idle connections cannot lock the socket for long. When `max_connections` are open, a new
+//! connection is answered `busy` and closed, except that the last `reserved` slots are kept for
+//! the daemon's own user and root: the operator's `ctl status` (and systemd's `ctl reload`)
+//! always get through whatever other users hold open.
 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -64,6 +67,10 @@ pub struct ControlCall {
 pub struct ServerOptions {
     /// Connections open at once; more are answered `busy` and closed.
     pub max_connections: usize,
+    /// Of `max_connections`, slots only the daemon's user and root may take (at most half).
+    pub reserved: usize,
+    /// A new connection that sends no complete line for this long is closed.
+    pub first_line_timeout: Duration,
     /// A connection that sends no complete line for this long is closed.
     pub idle_timeout: Duration,
     /// How long a request may wait for the supervisor's answer before `unavailable`.
@@ -78,6 +85,8 @@ impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             max_connections: 256,
+            reserved: 16,
+            first_line_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
             handler_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(10),
@@ -195,7 +204,9 @@ impl ControlServer {
                 path: path.clone(),
                 source,
             })?;
-        let limit = Arc::new(Semaphore::new(options.max_connections));
+        let reserved = options.reserved.min(options.max_connections / 2);
+        let general = Arc::new(Semaphore::new(options.max_connections - reserved));
+        let privileged_only = Arc::new(Semaphore::new(reserved));
         let options = Arc::new(options);
         let tracker = TaskTracker::new();
         let mut accept_backoff = Duration::from_millis(10);
@@ -223,8 +234,11 @@ impl ControlServer {
                 }
             };
             let options = Arc::clone(&options);
-            match Arc::clone(&limit).try_acquire_owned() {
-                Ok(permit) => {
+            let privileged = stream
+                .peer_cred()
+                .is_ok_and(|c| c.uid() == daemon_uid || c.uid() == 0);
+            match slot_for(privileged, &general, &privileged_only) {
+                Some(permit) => {
                     let handler = handler.clone();
                     let shutdown = shutdown.clone();
                     tracker.spawn(async move {
@@ -232,7 +246,7 @@ impl ControlServer {
                         drop(permit);
                     });
                 }
-                Err(_) => {
+                None => {
                     tracker.spawn(async move {
                         let (_read, mut write) = stream.into_split();
                         let busy = Response::error(
@@ -256,6 +270,20 @@ impl ControlServer {
         tracing::info!(socket = %path.display(), "Control socket closed.");
         Ok(())
     }
+}
+
+/// A slot for a new connection: a general one, else (for the daemon's user and root) a
+/// reserved one; `None`: answer `busy`.
+fn slot_for(
+    privileged: bool,
+    general: &Arc<Semaphore>,
+    reserved: &Arc<Semaphore>,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    Arc::clone(general).try_acquire_owned().ok().or_else(|| {
+        privileged
+            .then(|| Arc::clone(reserved).try_acquire_owned().ok())
+            .flatten()
+    })
 }
 
 /// Whether `peer` may run `request` on a daemon running as `daemon_uid`: read-only commands are
@@ -304,11 +332,18 @@ async fn handle_connection(
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::with_capacity(8 * 1024, read);
     let mut line = Vec::new();
+    let mut answered = 0u64;
     loop {
+        let wait = if answered == 0 {
+            options.first_line_timeout.min(options.idle_timeout)
+        } else {
+            options.idle_timeout
+        };
+        answered += 1;
         let read = tokio::select! {
             _ = shutdown.cancelled() => return,
             read = tokio::time::timeout(
-                options.idle_timeout,
+                wait,
                 read_line_bounded(&mut reader, &mut line, options.max_line),
             ) => read,
         };
@@ -525,6 +560,25 @@ fn remove_if_ours(path: &Path, identity: (u64, u64)) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reserved_slots_are_for_the_daemons_user_and_root() {
+        let general = Arc::new(Semaphore::new(1));
+        let reserved = Arc::new(Semaphore::new(1));
+        let a = slot_for(false, &general, &reserved).expect("a general slot");
+        assert!(
+            slot_for(false, &general, &reserved).is_none(),
+            "others get busy"
+        );
+        let b = slot_for(true, &general, &reserved).expect("the owner gets the reserve");
+        assert!(
+            slot_for(true, &general, &reserved).is_none(),
+            "the reserve is finite"
+        );
+        drop(a);
+        assert!(slot_for(false, &general, &reserved).is_some());
+        drop(b);
+    }
 
     async fn lines(input: &[u8], max: usize) -> Vec<(LineRead, Vec<u8>)> {
         // A tiny buffer capacity forces lines to span many fill_buf calls.

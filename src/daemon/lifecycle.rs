@@ -141,7 +141,11 @@ pub async fn run(
 
     // Validation refused a bad mode already; 0660 is only a belt-and-braces default.
     let mode = settings.control.mode().unwrap_or(0o660);
-    let server = ControlServer::bind(std::path::Path::new(&settings.control.socket_path), mode)?;
+    let server = ControlServer::bind(std::path::Path::new(&settings.control.socket_path), mode)?
+        .with_options(crate::control::ServerOptions {
+            max_connections: settings.control.max_connections.max(8) as usize,
+            ..crate::control::ServerOptions::default()
+        });
     let server_stop = CancellationToken::new();
     let (ctl_tx, ctl_rx) = mpsc::channel::<ControlCall>(256);
     let http = HttpShared::new(ctl_tx.clone(), &settings.http);

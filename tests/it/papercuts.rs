@@ -123,3 +123,59 @@ async fn ctl_answers_and_logs_are_clean() {
     assert!(logs.contains("daemon ready"), "{logs}");
     assert!(!logs.contains('\u{1b}'), "ANSI escapes in a log file");
 }
+
+/// 300 idle connections held by another user cannot lock the daemon's operator out: the
+/// reserve lets `ctl` through at once, and connections that never send a line are closed
+/// within seconds, not after the 60 s idle timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_of_another_user_cannot_lock_ctl_out() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new(DaemonOpts::default()).await;
+    std::fs::write(
+        &env.config_path,
+        env.config_text()
+            .replace("socket_mode = \"0600\"", "socket_mode = \"0666\""),
+    )
+    .unwrap();
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let daemon = env.start().await;
+    // `nobody` opens 300 connections and says nothing.
+    let script = format!(
+        "import socket, time\n\
+         held = []\n\
+         for _ in range(300):\n\
+         \x20   s = socket.socket(socket.AF_UNIX)\n\
+         \x20   s.connect({:?})\n\
+         \x20   held.append(s)\n\
+         print('held', flush=True)\n\
+         time.sleep(30)\n",
+        daemon.socket.display().to_string()
+    );
+    let mut hog = tokio::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+        ])
+        .arg(&script)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("setpriv and /usr/bin/python3");
+    let mut out = tokio::io::BufReader::new(hog.stdout.take().unwrap());
+    let mut line = String::new();
+    tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line)
+        .await
+        .unwrap();
+    assert_eq!(line.trim(), "held", "the other user holds its connections");
+    let started = std::time::Instant::now();
+    let (code, out, err) = daemon.ctl(&["ping"]);
+    assert_eq!(
+        code, 0,
+        "the owner's ctl gets through the reserve: {out}{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    drop(hog);
+}
