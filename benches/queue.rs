@@ -6,6 +6,8 @@
 //! redis://127.0.0.1:6379/), `RCSYNC_BENCH_PROJECTS` (10), `RCSYNC_BENCH_JOBS` per project
 //! (2000), `RCSYNC_BENCH_WORKERS` (8). Keys live under a random prefix and are purged at the end.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Instant;
 
 use retailcrm_sync::clock;

@@ -1,6 +1,8 @@
 //! The sd_notify wrapper against a real datagram socket standing in for systemd. One test in
 //! its own binary, because it sets process-wide environment variables.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 

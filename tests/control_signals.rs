@@ -1,6 +1,8 @@
 //! OS signals reach the supervisor's channel as `Signal` messages (own test binary: raising
 //! SIGTERM in a process shared with other tests would be rude).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use retailcrm_sync::daemon::signals::{Signal, spawn_signal_listener};

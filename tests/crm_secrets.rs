@@ -1,6 +1,8 @@
 //! The API key never appears in an error (Display or Debug), in the client's Debug output, or
 //! in any log line, even at TRACE level with every dependency's logs captured.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

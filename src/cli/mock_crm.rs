@@ -58,7 +58,7 @@ pub struct MockCrmArgs {
     #[arg(long, default_value = "Europe/Moscow")]
     pub timezone: String,
     /// History requests with `page` above this answer 400 "Use the shift of the
-    /// filter[sinceId] instead of page parameter", as RetailCRM does (0: no cap).
+    /// filter\[sinceId\] instead of page parameter", as RetailCRM does (0: no cap).
     #[arg(long, default_value_t = 10)]
     pub history_page_cap: u32,
     /// Sort order of /orders and /customers: newest, oldest, or unstable (a different

@@ -180,14 +180,14 @@ fn check_http(p: &mut Vec<ConfigProblem>, s: &Settings) {
         )),
         Ok(_) => {}
     }
-    if !http.api_token_file.trim().is_empty() {
-        if let Err(e) = read_api_token(Path::new(http.api_token_file.trim())) {
-            p.push(ConfigProblem::error(
-                "http.api_token_file",
-                e,
-                "write a token into it, e.g. `openssl rand -hex 32 > FILE; chmod 600 FILE`",
-            ));
-        }
+    if !http.api_token_file.trim().is_empty()
+        && let Err(e) = read_api_token(Path::new(http.api_token_file.trim()))
+    {
+        p.push(ConfigProblem::error(
+            "http.api_token_file",
+            e,
+            "write a token into it, e.g. `openssl rand -hex 32 > FILE; chmod 600 FILE`",
+        ));
     }
     if !http.public_url.trim().is_empty() {
         check_url(
@@ -209,17 +209,16 @@ fn check_http(p: &mut Vec<ConfigProblem>, s: &Settings) {
             "use 0 to 60000; 100 to 500 suits RetailCRM triggers",
         ));
     }
-    if http.ui_anonymous_read {
-        if let Ok(Some(addr)) = http.listen_addr() {
-            if !addr.ip().is_loopback() {
-                p.push(ConfigProblem::warning(
-                    "http.ui_anonymous_read",
-                    format!("has no effect: {addr} is not a loopback address"),
-                    "the monitoring page asks for the API token; to look without one, listen \
+    if http.ui_anonymous_read
+        && let Ok(Some(addr)) = http.listen_addr()
+        && !addr.ip().is_loopback()
+    {
+        p.push(ConfigProblem::warning(
+            "http.ui_anonymous_read",
+            format!("has no effect: {addr} is not a loopback address"),
+            "the monitoring page asks for the API token; to look without one, listen \
                      on 127.0.0.1 and open the page through an SSH port forward",
-                ));
-            }
-        }
+        ));
     }
 }
 

@@ -8,7 +8,7 @@
 //! because a create that timed out may have happened.
 //!
 //! Responses are decoded tolerantly (see [`super::decode`]): the envelope first, then every list
-//! item on its own, so one bad record becomes a [`Decoded::Poison`] and the page still succeeds.
+//! item on its own, so one bad record becomes a [`Decoded::Poison`](crate::crm::Decoded::Poison) and the page still succeeds.
 
 use std::collections::HashMap;
 use std::fmt;

@@ -381,10 +381,10 @@ async fn finish(
     counts: &serde_json::Value,
     error: Option<&str>,
 ) {
-    if let Some(run_id) = run_id {
-        if let Err(e) = deps.store.finish_run(run_id, outcome, counts, error).await {
-            warn!(error = %e, run_id, "could not record the run end in sync_runs");
-        }
+    if let Some(run_id) = run_id
+        && let Err(e) = deps.store.finish_run(run_id, outcome, counts, error).await
+    {
+        warn!(error = %e, run_id, "could not record the run end in sync_runs");
     }
 }
 

@@ -254,10 +254,10 @@ impl Supervisor {
             .copied()
             .collect();
         for project_id in gone {
-            if let Some(slot) = self.slots.remove(&project_id) {
-                if let Some(addr) = slot.addr {
-                    addr.do_send(StopProject);
-                }
+            if let Some(slot) = self.slots.remove(&project_id)
+                && let Some(addr) = slot.addr
+            {
+                addr.do_send(StopProject);
             }
             self.board.remove(project_id);
             if !known.contains_key(&project_id) {
@@ -362,10 +362,10 @@ impl Supervisor {
                 if let Err(e) = self.http.apply_settings(&new.http) {
                     warn!("{e}");
                 }
-                if new.log.level != old.log.level {
-                    if let Err(e) = crate::telemetry::set_level(&new.log.level) {
-                        warn!(error = %e, "could not change the log level");
-                    }
+                if new.log.level != old.log.level
+                    && let Err(e) = crate::telemetry::set_level(&new.log.level)
+                {
+                    warn!(error = %e, "could not change the log level");
                 }
                 let projects_affected = new.sync != old.sync;
                 let reconcile_changed =

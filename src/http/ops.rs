@@ -76,13 +76,12 @@ pub async fn metrics_page(State(shared): State<Arc<HttpShared>>) -> Response {
             call(&shared, Request::Status { project_id: None }),
         )
         .await;
-        if let Ok(resp) = resp {
-            if let Some(status) = resp
+        if let Ok(resp) = resp
+            && let Some(status) = resp
                 .data
                 .and_then(|d| serde_json::from_value::<DaemonStatus>(d).ok())
-            {
-                metrics().observe_status(&status, Utc::now());
-            }
+        {
+            metrics().observe_status(&status, Utc::now());
         }
     }
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], metrics().encode()).into_response()

@@ -92,12 +92,14 @@ pub struct StateGuard<'a> {
 impl std::ops::Deref for StateGuard<'_> {
     type Target = MockState;
 
+    #[allow(clippy::expect_used)] // `guard` is only `None` inside `drop`, after the last use
     fn deref(&self) -> &MockState {
         self.guard.as_deref().expect("state guard used after drop")
     }
 }
 
 impl std::ops::DerefMut for StateGuard<'_> {
+    #[allow(clippy::expect_used)] // `guard` is only `None` inside `drop`, after the last use
     fn deref_mut(&mut self) -> &mut MockState {
         self.guard
             .as_deref_mut()
@@ -312,11 +314,11 @@ async fn api_middleware(
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    if let Some(limiter) = limiter {
-        if !limiter.try_take() {
-            shared.rate_limited.fetch_add(1, Ordering::Relaxed);
-            return html(StatusCode::SERVICE_UNAVAILABLE, HTML_503);
-        }
+    if let Some(limiter) = limiter
+        && !limiter.try_take()
+    {
+        shared.rate_limited.fetch_add(1, Ordering::Relaxed);
+        return html(StatusCode::SERVICE_UNAVAILABLE, HTML_503);
     }
     let faults = shared
         .faults
@@ -988,10 +990,10 @@ async fn admin_webhook_set(
     Json(body): Json<WebhookBody>,
 ) -> Response {
     let url = body.url.filter(|u| !u.trim().is_empty());
-    if let Some(u) = &url {
-        if let Err(msg) = check_webhook_url(u) {
-            return error(StatusCode::BAD_REQUEST, &msg);
-        }
+    if let Some(u) = &url
+        && let Err(msg) = check_webhook_url(u)
+    {
+        return error(StatusCode::BAD_REQUEST, &msg);
     }
     shared.webhooks.set_url(url);
     webhook_answer(&shared)

@@ -606,23 +606,23 @@ impl MockState {
         let mut next = (*current).clone();
         let mut changes: Vec<(String, Value, Value)> = Vec::new();
         let opt = |v: &Option<String>| v.clone().map(Value::String).unwrap_or(Value::Null);
-        if let Some(e) = email {
-            if e != next.email {
-                changes.push(("email".into(), opt(&next.email), opt(&e)));
-                next.email = e;
-            }
+        if let Some(e) = email
+            && e != next.email
+        {
+            changes.push(("email".into(), opt(&next.email), opt(&e)));
+            next.email = e;
         }
-        if let Some(f) = first_name {
-            if f != next.first_name {
-                changes.push(("first_name".into(), opt(&next.first_name), opt(&f)));
-                next.first_name = f;
-            }
+        if let Some(f) = first_name
+            && f != next.first_name
+        {
+            changes.push(("first_name".into(), opt(&next.first_name), opt(&f)));
+            next.first_name = f;
         }
-        if let Some(l) = last_name {
-            if l != next.last_name {
-                changes.push(("last_name".into(), opt(&next.last_name), opt(&l)));
-                next.last_name = l;
-            }
+        if let Some(l) = last_name
+            && l != next.last_name
+        {
+            changes.push(("last_name".into(), opt(&next.last_name), opt(&l)));
+            next.last_name = l;
         }
         if let Some(p) = phones {
             let new_phones: Vec<MockPhone> =
@@ -866,13 +866,13 @@ impl MockState {
             .get("customer")
             .and_then(|c| c.get("id"))
             .and_then(Value::as_i64);
-        if let Some(cid) = customer_id {
-            if !self.customers.contains_key(&cid) {
-                let mut e = WriteError::new(400, "Errors in the entity format");
-                e.errors
-                    .insert("customer".into(), "Customer not found".into());
-                return Err(e);
-            }
+        if let Some(cid) = customer_id
+            && !self.customers.contains_key(&cid)
+        {
+            let mut e = WriteError::new(400, "Errors in the entity format");
+            e.errors
+                .insert("customer".into(), "Customer not found".into());
+            return Err(e);
         }
         let total = items_total(obj.get("items")).unwrap_or(Kopecks(0));
         let created_at = match obj.get("createdAt").and_then(patch_str) {

@@ -120,10 +120,10 @@ pub fn normalize_phone_in(raw: &str, country: PhoneCountry) -> Option<String> {
 /// then finds the rest invalid; so when the first reading is not valid, the digits are also
 /// tried as the national significant number after the country's calling code.
 pub(crate) fn national_in(digits: &str, country: PhoneCountry) -> Option<String> {
-    if let Ok(n) = phonenumber::parse(Some(country.id), digits) {
-        if n.is_valid() {
-            return Some(e164_digits(&n));
-        }
+    if let Ok(n) = phonenumber::parse(Some(country.id), digits)
+        && n.is_valid()
+    {
+        return Some(e164_digits(&n));
     }
     let full = format!("+{}{digits}", country.calling_code);
     match phonenumber::parse(None, &full) {
@@ -174,10 +174,12 @@ pub fn renormalize_stored(stored: &str, country: PhoneCountry) -> Option<String>
     if let Some(n) = national_in(stored, country) {
         return Some(n);
     }
-    if country != PhoneCountry::RU && stored.len() == 11 && stored.starts_with('7') {
-        if let Some(n) = national_in(&format!("8{}", &stored[1..]), country) {
-            return Some(n);
-        }
+    if country != PhoneCountry::RU
+        && stored.len() == 11
+        && stored.starts_with('7')
+        && let Some(n) = national_in(&format!("8{}", &stored[1..]), country)
+    {
+        return Some(n);
     }
     // Only a number written in full (with the calling code or the trunk prefix) is taken apart:
     // a bare `9991234567` followed by more digits is too ambiguous.

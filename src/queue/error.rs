@@ -30,7 +30,9 @@ pub enum QueueError {
     },
 
     /// Queue options that cannot work (e.g. zero attempts or a zero lease).
-    #[error("invalid queue options: {0}; fix the retry settings in [sync] (max_attempts, backoff_base_secs, lease_secs, max_stalls) or [redis] key_prefix")]
+    #[error(
+        "invalid queue options: {0}; fix the retry settings in [sync] (max_attempts, backoff_base_secs, lease_secs, max_stalls) or [redis] key_prefix"
+    )]
     InvalidOptions(String),
 
     /// The caller's lease is no longer valid: it expired and was reclaimed, the job was handed

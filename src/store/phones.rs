@@ -105,12 +105,12 @@ impl Store {
         .load(&mut conn)
         .await
         .map_err(op("list projects for phones"))?;
-        if let Some(id) = project_id {
-            if projects.is_empty() {
-                return Err(StoreError::Invalid(format!(
-                    "project {id} does not exist; list projects with `retailcrm-sync integration list`"
-                )));
-            }
+        if let Some(id) = project_id
+            && projects.is_empty()
+        {
+            return Err(StoreError::Invalid(format!(
+                "project {id} does not exist; list projects with `retailcrm-sync integration list`"
+            )));
         }
         let mut out = Vec::with_capacity(projects.len());
         for p in projects {

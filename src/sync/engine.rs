@@ -2,7 +2,7 @@
 //!
 //! Per stream (orders, customers) the cursor in Postgres says where we are:
 //! - never synced: remember the newest history id (the *anchor*, found by a bounded search:
-//!   [`crate::crm::anchor`]), then read the full list window by window ([`snapshot`]), one
+//!   [`crate::crm::anchor`]), then read the full list window by window (`engine::snapshot`), one
 //!   committed batch per window (`snapshot_from` records where the next window starts, so an
 //!   interrupted snapshot resumes there), then walk history from the anchor so changes made
 //!   during the snapshot are not missed;
@@ -24,7 +24,7 @@
 //! # The snapshot does not page
 //! A first sync reads the list in windows of creation time, each returned whole by one request,
 //! so entities created or deleted meanwhile cannot shift an unchanged one out of sight, whatever
-//! the list's sort order; see [`snapshot`] for the method and why it is complete.
+//! the list's sort order; see `engine::snapshot` for the method and why it is complete.
 //!
 //! # Order -> user links are resolved when an order is written
 //! Customers sharing an e-mail or phone are one user (the store's rule). If the customer owning

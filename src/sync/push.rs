@@ -252,10 +252,12 @@ impl Pusher {
                         .await?
                 }
                 ORDER => {
-                    if codes.is_none() {
-                        codes = Some(self.client.statuses().await?.into_keys().collect());
-                    }
-                    let codes = codes.as_ref().expect("just filled");
+                    let codes = match &mut codes {
+                        Some(c) => &*c,
+                        slot @ None => {
+                            &*slot.insert(self.client.statuses().await?.into_keys().collect())
+                        }
+                    };
                     self.push_order(
                         g,
                         orders.get(&g.local_id),

@@ -713,13 +713,20 @@ async fn a_pull_before_the_push_keeps_pending_changes_and_detects_conflicts() {
     );
     // (2) b: the pull re-read the customer (its last name changed) but kept the pending
     // e-mail, which the push then sent.
-    assert_eq!(email_of(&now, b.id), Some(format!("platform{}@loyalty.test", b.id)));
+    assert_eq!(
+        email_of(&now, b.id),
+        Some(format!("platform{}@loyalty.test", b.id))
+    );
     assert_eq!(
         mock_email(b.retailcrm_customer_id.unwrap()),
         Some(format!("platform{}@loyalty.test", b.id))
     );
     assert_eq!(
-        now.iter().find(|u| u.id == b.id).unwrap().last_name.as_deref(),
+        now.iter()
+            .find(|u| u.id == b.id)
+            .unwrap()
+            .last_name
+            .as_deref(),
         Some("Managerova"),
         "the other field came from RetailCRM"
     );

@@ -176,10 +176,10 @@ impl Supervisor {
                 });
             }
             Request::Status { project_id } => {
-                if let Some(id) = project_id {
-                    if !self.slots.contains_key(&id) {
-                        return answer(not_found(id));
-                    }
+                if let Some(id) = project_id
+                    && !self.slots.contains_key(&id)
+                {
+                    return answer(not_found(id));
                 }
                 let fut = self.status(project_id);
                 ctx.spawn(async move { answer(Response::ok(fut.await)) }.into_actor(self));
