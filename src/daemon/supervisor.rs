@@ -331,34 +331,7 @@ impl Supervisor {
             }
             Ok(new) => {
                 let old = self.settings.clone();
-                let mut restart = Vec::new();
-                if new.database != old.database {
-                    restart.push("database".to_string());
-                }
-                if new.redis != old.redis {
-                    restart.push("redis".to_string());
-                }
-                if new.control != old.control {
-                    restart.push("control".to_string());
-                }
-                if new.log.format != old.log.format {
-                    restart.push("log.format".to_string());
-                }
-                for (key, changed) in [
-                    ("http.listen", new.http.listen != old.http.listen),
-                    (
-                        "http.body_limit_bytes",
-                        new.http.body_limit_bytes != old.http.body_limit_bytes,
-                    ),
-                    (
-                        "http.request_timeout_secs",
-                        new.http.request_timeout_secs != old.http.request_timeout_secs,
-                    ),
-                ] {
-                    if changed {
-                        restart.push(key.to_string());
-                    }
-                }
+                let restart = restart_required(&old, &new);
                 if let Err(e) = self.http.apply_settings(&new.http) {
                     warn!("{e}");
                 }
@@ -501,6 +474,35 @@ impl Supervisor {
     }
 }
 
+/// The settings that changed between `old` and `new` but apply only after a restart (shown
+/// in `status` as `restart_required`); everything else applies live on reload.
+pub fn restart_required(old: &Settings, new: &Settings) -> Vec<String> {
+    let checks = [
+        ("database", new.database != old.database),
+        ("redis", new.redis != old.redis),
+        ("control", new.control != old.control),
+        ("log.format", new.log.format != old.log.format),
+        ("http.listen", new.http.listen != old.http.listen),
+        (
+            "http.body_limit_bytes",
+            new.http.body_limit_bytes != old.http.body_limit_bytes,
+        ),
+        (
+            "http.request_timeout_secs",
+            new.http.request_timeout_secs != old.http.request_timeout_secs,
+        ),
+        (
+            "sync.push_sweep_secs",
+            new.sync.push_sweep_secs != old.sync.push_sweep_secs,
+        ),
+    ];
+    checks
+        .into_iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(key, _)| key.to_string())
+        .collect()
+}
+
 impl Actor for Supervisor {
     type Context = Context<Self>;
 
@@ -582,5 +584,28 @@ impl Handler<ProjectStopped> for Supervisor {
                 .update(project_id, |p| p.restarts = p.restarts.saturating_add(1));
             ctx.run_later(delay, |act, ctx| act.reconcile(ctx));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_required_names_only_what_cannot_change_live() {
+        let old = Settings::default();
+        assert!(restart_required(&old, &old).is_empty());
+        let mut new = old.clone();
+        new.log.level = "debug".into();
+        new.sync.max_attempts = 7;
+        new.http.webhook_debounce_ms = 50;
+        assert!(restart_required(&old, &new).is_empty(), "these apply live");
+        new.database.pool_size = 3;
+        new.http.listen = "127.0.0.1:1".into();
+        new.log.format = crate::config::LogFormat::Json;
+        assert_eq!(
+            restart_required(&old, &new),
+            vec!["database", "log.format", "http.listen"]
+        );
     }
 }
