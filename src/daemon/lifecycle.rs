@@ -46,18 +46,6 @@ pub enum DaemonError {
     Http(#[from] HttpError),
 }
 
-/// The queue options the config asks for.
-pub fn queue_options(settings: &Settings) -> QueueOptions {
-    QueueOptions {
-        key_prefix: settings.redis.key_prefix.clone(),
-        max_attempts: settings.sync.max_attempts,
-        backoff_base: Duration::from_secs(settings.sync.backoff_base_secs),
-        lease: Duration::from_secs(settings.sync.lease_secs),
-        max_stalls: settings.sync.max_stalls,
-        ..QueueOptions::default()
-    }
-}
-
 /// What the daemon is doing while it starts: shown to `ctl` callers and `/readyz` until it is
 /// ready, and sent to systemd as `STATUS=`.
 #[derive(Clone)]
@@ -254,7 +242,7 @@ async fn start(
     }
     set_phase(phase, "connecting to Redis");
     let queue = with_backoff("Redis", &mut sig_rx, phase, || {
-        JobQueue::connect(&settings.redis.url, queue_options(&settings), clock.clone())
+        JobQueue::connect(&settings.redis.url, QueueOptions::from_settings(&settings), clock.clone())
     })
     .await?;
     phase.http.set_backends(store.clone(), queue.clone());

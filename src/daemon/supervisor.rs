@@ -345,7 +345,7 @@ impl Supervisor {
                     new.daemon.reconcile_interval_secs != old.daemon.reconcile_interval_secs;
                 // Retry settings live in the queue handle: swap in one built with the new
                 // values (same Redis and key prefix; those two need a restart).
-                let mut queue_options = super::lifecycle::queue_options(&new);
+                let mut queue_options = crate::queue::QueueOptions::from_settings(&new);
                 queue_options.key_prefix = self.queue.options().key_prefix.clone();
                 let queue_changed = queue_options != *self.queue.options();
                 self.settings = Arc::new(new);

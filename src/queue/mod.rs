@@ -101,6 +101,20 @@ pub struct QueueOptions {
     pub dead_keep: usize,
 }
 
+impl QueueOptions {
+    /// The options the config asks for (`[redis] key_prefix`, the retry settings of `[sync]`).
+    pub fn from_settings(settings: &crate::config::Settings) -> QueueOptions {
+        QueueOptions {
+            key_prefix: settings.redis.key_prefix.clone(),
+            max_attempts: settings.sync.max_attempts,
+            backoff_base: Duration::from_secs(settings.sync.backoff_base_secs),
+            lease: Duration::from_secs(settings.sync.lease_secs),
+            max_stalls: settings.sync.max_stalls,
+            ..QueueOptions::default()
+        }
+    }
+}
+
 impl Default for QueueOptions {
     fn default() -> Self {
         Self {
