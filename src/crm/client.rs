@@ -37,10 +37,6 @@ use super::wire::*;
 use crate::model::Stream;
 use crate::secret::ApiKey;
 
-/// Page sizes RetailCRM accepts on lists and history.
-pub const ALLOWED_LIMITS: [u32; 3] = [20, 50, 100];
-/// Most ids one `filter[ids][]` call may carry (one page of 100).
-pub const MAX_IDS_PER_CALL: usize = 100;
 /// A list request by creation time: `from`/`to` are sent as given (`Y-m-d H:i:s` or `Y-m-d`,
 /// account time), `ids` (at most 100) narrow it further, `page` and `limit` page it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -976,6 +972,15 @@ impl CrmClient {
                 reason: self.scrub(&reason),
             }
         }
+    }
+}
+
+/// Classifies a recorded error body as the client would for `status`.
+pub fn parse_error_body(client: &CrmClient, path: &str, status: u16, body: &[u8]) -> CrmError {
+    if looks_like_html(body) {
+        client.html_error(path, status)
+    } else {
+        client.error_from_body(path, status, body)
     }
 }
 

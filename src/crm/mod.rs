@@ -40,9 +40,7 @@ pub mod ratelimit;
 pub mod types;
 pub mod wire;
 
-pub use client::{
-    ALLOWED_LIMITS, ClientOptions, CrmClient, DEFAULT_TIMEZONE, ListWindow, MAX_IDS_PER_CALL,
-};
+pub use client::{ClientOptions, CrmClient, DEFAULT_TIMEZONE, ListWindow, parse_error_body};
 pub use decode::{Decoded, PoisonItem, parse_crm_datetime};
 pub use error::{CrmError, ErrorClass};
 pub use types::{
@@ -51,6 +49,6 @@ pub use types::{
     Pagination, Payment, Phone, Site, Status, StatusGroup,
 };
 pub use wire::{
-    parse_customers_history, parse_customers_page, parse_error_body, parse_orders_history,
-    parse_orders_page, parse_statuses,
+    ALLOWED_LIMITS, MAX_IDS_PER_CALL, parse_customers_history, parse_customers_page,
+    parse_orders_history, parse_orders_page, parse_statuses,
 };

@@ -13,13 +13,17 @@ use serde_json::value::RawValue;
 
 use tracing::warn;
 
-use super::client::{ALLOWED_LIMITS, CrmClient, MAX_IDS_PER_CALL};
 use super::decode::{decode_items, lenient_opt_i64, lenient_opt_string, seq_or_map};
 use super::error::CrmError;
 use super::types::{
     Credentials, Customer, CustomerHistoryRecord, HistoryPage, Order, OrderHistoryRecord, Page,
     Pagination, Status,
 };
+
+/// Page sizes RetailCRM accepts on lists and history.
+pub const ALLOWED_LIMITS: [u32; 3] = [20, 50, 100];
+/// Most ids one `filter[ids][]` call may carry (one page of 100).
+pub const MAX_IDS_PER_CALL: usize = 100;
 
 pub(super) fn yes() -> bool {
     true
@@ -284,15 +288,6 @@ pub fn parse_statuses(body: &[u8]) -> Result<HashMap<String, Status>, CrmError> 
         &|e: DictEnvelope<'_>| e.statuses,
     )
     .map_err(|r| body_error("/api/v5/reference/statuses", r))
-}
-
-/// Classifies a recorded error body as the client would for `status`.
-pub fn parse_error_body(client: &CrmClient, path: &str, status: u16, body: &[u8]) -> CrmError {
-    if looks_like_html(body) {
-        client.html_error(path, status)
-    } else {
-        client.error_from_body(path, status, body)
-    }
 }
 
 pub(super) fn decode_err(path: &str, status: u16, reason: &str) -> CrmError {
