@@ -334,12 +334,11 @@ async fn look_at_the_page(
                 return Ok(());
             }
             _ = tokio::time::sleep(Duration::from_millis(500)) => {
-                if let Some(child) = daemon.0.as_mut() {
-                    if let Some(status) = child.try_wait()? {
+                if let Some(child) = daemon.0.as_mut()
+                    && let Some(status) = child.try_wait()? {
                         daemon.0 = None;
                         bail!("the daemon exited with {status}");
                     }
-                }
             }
         }
     }
@@ -369,16 +368,16 @@ fn demo_config(
 async fn wait_for_socket(socket: &Path, daemon: &mut DaemonChild) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok(mut client) = ControlClient::connect(socket).await {
-            if client.call(&Request::Ping).await.is_ok() {
-                return Ok(());
-            }
+        if let Ok(mut client) = ControlClient::connect(socket).await
+            && client.call(&Request::Ping).await.is_ok()
+        {
+            return Ok(());
         }
-        if let Some(child) = daemon.0.as_mut() {
-            if let Some(status) = child.try_wait()? {
-                daemon.0 = None;
-                bail!("the daemon exited during start-up with {status}");
-            }
+        if let Some(child) = daemon.0.as_mut()
+            && let Some(status) = child.try_wait()?
+        {
+            daemon.0 = None;
+            bail!("the daemon exited during start-up with {status}");
         }
         if Instant::now() > deadline {
             bail!("the daemon did not open its control socket within 60 s");

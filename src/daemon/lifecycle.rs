@@ -242,7 +242,11 @@ async fn start(
     }
     set_phase(phase, "connecting to Redis");
     let queue = with_backoff("Redis", &mut sig_rx, phase, || {
-        JobQueue::connect(&settings.redis.url, QueueOptions::from_settings(&settings), clock.clone())
+        JobQueue::connect(
+            &settings.redis.url,
+            QueueOptions::from_settings(&settings),
+            clock.clone(),
+        )
     })
     .await?;
     phase.http.set_backends(store.clone(), queue.clone());

@@ -4,9 +4,9 @@
 //! - `GET /api/v1/overview?q=&state=&offset=&limit=`: one compact row per project (state,
 //!   health, freshness judged against the project's own sync interval, the current error,
 //!   progress, queue counts), sorted worst first, filtered and paged on the server, so a daemon
-//!   with 1,000 projects sends the page a hundred rows (about 30 KB) per refresh instead of the
-//!   whole status. The status behind it is taken at most once a second for any number of
-//!   open pages (one in flight, the others wait for its answer).
+//!   with 1,000 projects sends the page a hundred rows (about 25 KB) per refresh instead of the
+//!   whole status (about 350 KB). The status behind it is taken at most once a second for any
+//!   number of open pages (one in flight, the others wait for its answer).
 //! - `GET /api/v1/projects/{id}/runs?limit=50`: the newest `sync_runs` rows.
 //! - `GET /api/v1/projects/{id}/dead_records?limit=50`: the newest poison records with their
 //!   raw JSON, and how many there are.
@@ -299,7 +299,7 @@ pub struct OverviewRow {
 }
 
 /// The overview rows of `status`, unsorted; `intervals` maps project id to its
-/// `sync_interval_minutes` ([`DEFAULT_INTERVAL_MIN`] when missing).
+/// `sync_interval_minutes` (`DEFAULT_INTERVAL_MIN` when missing).
 pub fn overview_rows(
     status: &DaemonStatus,
     intervals: &HashMap<i64, i32>,
@@ -440,14 +440,16 @@ fn store_error(e: &StoreError) -> HttpResponse {
     api::error_response(status, code, e.to_string())
 }
 
-fn store_of(shared: &HttpShared) -> Result<Store, HttpResponse> {
-    shared.backends().map(|(s, _)| s.clone()).ok_or_else(|| {
-        api::error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Unavailable,
-            "the daemon is starting: Postgres is not connected yet; retry in a moment".to_string(),
-        )
-    })
+fn store_of(shared: &HttpShared) -> Option<Store> {
+    shared.backends().map(|(s, _)| s.clone())
+}
+
+fn not_connected() -> HttpResponse {
+    api::error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Unavailable,
+        "the daemon is starting: Postgres is not connected yet; retry in a moment".to_string(),
+    )
 }
 
 impl HistoryState {
@@ -556,9 +558,8 @@ async fn runs(
         Ok(Query(q)) => q.limit.unwrap_or(50).clamp(1, 500),
         Err(e) => return bad_query(&e),
     };
-    let store = match store_of(&st.shared) {
-        Ok(s) => s,
-        Err(resp) => return resp,
+    let Some(store) = store_of(&st.shared) else {
+        return not_connected();
     };
     match store.recent_runs(project_id, limit).await {
         Ok(runs) => Json(Response::ok(json!({
@@ -580,9 +581,8 @@ async fn dead_records(
         Ok(Query(q)) => q.limit.unwrap_or(50).clamp(1, 500),
         Err(e) => return bad_query(&e),
     };
-    let store = match store_of(&st.shared) {
-        Ok(s) => s,
-        Err(resp) => return resp,
+    let Some(store) = store_of(&st.shared) else {
+        return not_connected();
     };
     let (records, total) = tokio::join!(
         store.dead_records(project_id, limit),

@@ -157,8 +157,12 @@ fn streams_of(headers: &HeaderMap, body: &[u8]) -> Streams {
         if let Ok(form) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(body) {
             fields = form;
         }
-        if fields.is_empty() {
-            from_json(&mut fields);
+        // A JSON body sent without a JSON content type.
+        if body.trim_ascii_start().starts_with(b"{") {
+            let mut from_body = Vec::new();
+            if from_json(&mut from_body) {
+                fields = from_body;
+            }
         }
     }
     let mut s = Streams::default();

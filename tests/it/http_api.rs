@@ -334,6 +334,7 @@ async fn metrics_carry_every_family_and_forget_removed_projects() {
             s.projects.iter().any(|p| {
                 p.running_job.is_none()
                     && p.queue_depth == 0
+                    && p.outbox.is_some()
                     && p.last_finished
                         .as_ref()
                         .is_some_and(|f| f.kind == "sync_orders")

@@ -7,6 +7,8 @@
 //! variables (`control_notify`), signal dispositions (`control_signals`) and the global
 //! `tracing` subscriber (`crm_secrets`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 mod sync_support;
 
@@ -21,6 +23,7 @@ mod crm_decode;
 mod daemon_control;
 mod daemon_sync;
 mod http_api;
+mod http_ui;
 mod http_webhooks;
 mod integration_test_cmd;
 mod migrations;

@@ -568,23 +568,25 @@
     const fresh = p.fresh === 'never'
       ? 'never synced'
       : fmtAgo(p.age_secs);
+    // Each cell's content in one span, so a narrow window can lay label and value side by side.
+    const td = (attrs, ...children) => h('td', attrs, h('span', { class: 'v' }, children));
     tr.append(
-      h('td', { class: 'name', 'data-label': 'Project' },
+      td({ class: 'name', 'data-label': 'Project' },
         h('a', { href: '#/projects/' + encodeURIComponent(p.id), class: 'project-link' }, projectName(p.id, p.name)),
         h('span', { class: 'id' }, '#' + p.id)),
-      h('td', { class: 'state', 'data-label': 'State', 'data-state': p.state }, stateBadges(p.state, p.health),
+      td({ class: 'state', 'data-label': 'State', 'data-state': p.state }, stateBadges(p.state, p.health),
         p.job ? progress(p.job) : null),
-      h('td', {
+      td({
         class: 'fresh fresh-' + p.fresh, 'data-label': 'Freshness', 'data-fresh': p.fresh,
         title: p.fresh_as_of
           ? 'every change made before ' + fmtTime(p.fresh_as_of) + ' is in Postgres; syncs every ' + p.interval_min + ' min'
           : 'never synced',
       }, h('span', { class: 'dot' }), fresh),
-      h('td', { class: 'error', 'data-label': 'Last error' }, p.error ? errorText(p.error) : h('span', { class: 'muted' }, '—')),
-      h('td', { class: 'num queue', 'data-label': 'Queue' }, num(p.queue),
+      td({ class: 'error', 'data-label': 'Last error' }, p.error ? errorText(p.error) : h('span', { class: 'muted' }, '—')),
+      td({ class: 'num queue', 'data-label': 'Queue' }, num(p.queue),
         p.delayed ? h('span', { class: 'sub' }, ' +' + num(p.delayed) + ' delayed') : null),
-      h('td', { class: 'num dead' + (p.dead ? ' bad' : ''), 'data-label': 'Dead jobs' }, num(p.dead)),
-      h('td', { class: 'num lag', 'data-label': 'History lag' }, p.lag === null || p.lag === undefined ? '—' : num(p.lag)));
+      td({ class: 'num dead' + (p.dead ? ' bad' : ''), 'data-label': 'Dead jobs' }, num(p.dead)),
+      td({ class: 'num lag', 'data-label': 'History lag' }, p.lag === null || p.lag === undefined ? '—' : num(p.lag)));
     return tr;
   }
 
@@ -673,7 +675,7 @@
       pauseBtn.textContent = p.state === 'paused' ? 'Resume' : 'Pause';
       gone.hidden = true;
       const fresh = p.fresh_as_of || p.last_success_at;
-      const stat = (label, value, extra) => [h('dt', null, label), h('dd', extra || null, value)];
+      const stat = (label, value, extra) => h('div', { class: 'stat' }, h('dt', null, label), h('dd', extra || null, value));
       stats.replaceChildren();
       fill(stats, [
         stat('Fresh as of', fresh ? fmtAgo(agoOf(fresh)) : 'never', { title: fresh ? fmtTime(fresh) : '' }),
@@ -899,7 +901,7 @@
       s('line', { x1: L, y1: T, x2: W - R, y2: T, class: 'grid-line' }),
       s('text', { x: L - 6, y: T + 4, 'text-anchor': 'end', class: 'axis dur' }, fmtDuration(maxSecs)),
       s('text', { x: L - 6, y: T + innerH, 'text-anchor': 'end', class: 'axis dur' }, '0'),
-      s('text', { x: W - R + 6, y: T + 4, class: 'axis rows' }, num(maxRows) + ' rows'),
+      s('text', { x: W - 4, y: T + 4, 'text-anchor': 'end', class: 'axis rows' }, num(maxRows) + ' rows'),
       s('text', { x: W - R + 6, y: T + innerH, class: 'axis rows' }, '0'),
       s('text', { x: L, y: H - 8, class: 'axis' }, fmtTime(data[0].run.started_at)),
       s('text', { x: W - R, y: H - 8, 'text-anchor': 'end', class: 'axis' }, fmtTime(data[data.length - 1].run.started_at)));

@@ -46,6 +46,8 @@ pub struct DaemonOpts {
     pub api_token: Option<String>,
     /// `http.webhook_debounce_ms`.
     pub webhook_debounce_ms: u64,
+    /// `http.ui_anonymous_read`.
+    pub ui_anonymous_read: bool,
 }
 
 impl Default for DaemonOpts {
@@ -63,6 +65,7 @@ impl Default for DaemonOpts {
             http_listen: "127.0.0.1:0".into(),
             api_token: None,
             webhook_debounce_ms: 100,
+            ui_anonymous_read: false,
         }
     }
 }
@@ -173,7 +176,9 @@ restart_window_secs = 60
 listen = "{http_listen}"
 api_token_file = "{token_file}"
 webhook_debounce_ms = {debounce}
+ui_anonymous_read = {ui_anonymous_read}
 "#,
+            ui_anonymous_read = o.ui_anonymous_read,
             http_listen = o.http_listen,
             debounce = o.webhook_debounce_ms,
             redis = super::redis::redis_url(),
@@ -519,10 +524,10 @@ impl Daemon {
                 );
             }
             // `ping` answers while the daemon is still starting; `status` once it runs.
-            if let Ok(r) = self.try_call(&Request::Status { project_id: None }).await {
-                if r.ok {
-                    return;
-                }
+            if let Ok(r) = self.try_call(&Request::Status { project_id: None }).await
+                && r.ok
+            {
+                return;
             }
             assert!(
                 started.elapsed() < limit,
