@@ -60,7 +60,8 @@ pub struct DemoArgs {
     /// The daemon's HTTP listener (the monitoring page); port 0 picks a free one.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub http_listen: String,
-    /// Stop after the summary instead of keeping the daemon running for a look at the page.
+    /// Stop after the summary instead of keeping the daemon running for a look at the page
+    /// (the demo also stops at once when stdin is not a terminal or `CI` is set).
     #[arg(long)]
     pub exit: bool,
 }
@@ -283,8 +284,16 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             summary.orders
         );
     }
-    if !args.exit {
+    // Stay up for a look only when someone is there to look (and press Ctrl-C): not in CI,
+    // not with stdin redirected.
+    let interactive = {
+        use std::io::IsTerminal;
+        std::io::stdin().is_terminal() && std::env::var_os("CI").is_none()
+    };
+    if !args.exit && interactive {
         look_at_the_page(&socket, &api_token, &mut daemon).await?;
+    } else if !args.exit {
+        println!("(not a terminal: stopping now; run it in a terminal to look at the page)");
     }
     daemon.stop()?;
     mock.shutdown().await;
