@@ -9,8 +9,11 @@
 //!
 //! - **With webhooks**: the project gets a webhook secret (its hash stored, then `reload`) and
 //!   the mock's trigger calls the daemon's `POST /webhooks/retailcrm/{project}?token=..`; the
-//!   project's schedule is a day, so only webhooks can make a change arrive. Changes follow each
-//!   other at once (so the daemon's debounce window is part of what is measured).
+//!   project's schedule is a day, so only webhooks can make a change arrive. After each commit
+//!   the bench pauses a fraction of [`webhook_pause`] (the debounce window and 100 ms more,
+//!   spread evenly as below) before the next change, so changes fall at every phase of the
+//!   daemon's debounce window and job loop; back to back, every change would land inside the
+//!   window the previous one opened and wait all of it.
 //! - **Against the schedule**: a second daemon on the same project and cursors, the trigger
 //!   cleared and the secret removed, `sync_interval_minutes` = 1 with `sync.minute_secs`
 //!   shortened. The bench starts right after a periodic walk; before each change it waits a
@@ -141,8 +144,9 @@ impl Run<'_> {
         )));
         let before = mock.stats();
         let walks_before = self.walks(project_id, "webhook").await?;
+        let pause = webhook_pause(o.fresh_debounce_ms);
         let changes = self
-            .make_changes(mock, project_id, o.fresh_changes, o.fresh_timeout, None)
+            .make_changes(mock, project_id, o.fresh_changes, o.fresh_timeout, pause)
             .await;
         // The last calls may still earn one walk after the debounce window; let it start.
         tokio::time::sleep(Duration::from_millis(o.fresh_debounce_ms + 500)).await;
@@ -151,6 +155,7 @@ impl Run<'_> {
         let walks = self.walks(project_id, "webhook").await? - walks_before;
         let after = mock.stats();
         let mut run = figures(&changes, o.fresh_timeout, walks, "webhook");
+        run.pause_span_secs = pause.as_secs_f64();
         run.webhook_debounce_ms = Some(o.fresh_debounce_ms);
         run.webhook_calls_sent = after.webhooks_sent - before.webhooks_sent;
         run.webhook_calls_failed = after.webhooks_failed - before.webhooks_failed;
@@ -203,7 +208,7 @@ impl Run<'_> {
                 project_id,
                 o.fresh_scheduled_changes,
                 timeout,
-                Some(interval),
+                interval,
             )
             .await;
         let walks = self.walks(project_id, "schedule").await;
@@ -211,6 +216,7 @@ impl Run<'_> {
         let changes = changes?;
         let mut run = figures(&changes, timeout, walks? - walks_before, "schedule");
         run.interval_secs = Some(interval.as_secs_f64());
+        run.pause_span_secs = interval.as_secs_f64();
         Ok(run)
     }
 
@@ -243,15 +249,15 @@ impl Run<'_> {
         Ok(row.get::<_, i64>(0) as u64)
     }
 
-    /// Makes `n` changes one at a time and times each until committed. With `spread`, waits
-    /// before each change a fraction of `spread` that walks it evenly (see the module doc).
+    /// Makes `n` changes one at a time and times each until committed. Before each change it
+    /// waits a fraction of `spread` that walks it evenly (see the module doc).
     async fn make_changes(
         &self,
         mock: &MockHandle,
         project_id: i64,
         n: u64,
         timeout: Duration,
-        spread: Option<Duration>,
+        spread: Duration,
     ) -> Result<Changes, BenchError> {
         let pg = &self.env.pg;
         let probes = Probes {
@@ -305,10 +311,8 @@ impl Run<'_> {
         let mut out = Changes::default();
         let mut misses_in_a_row = 0;
         for k in 0..n {
-            if let Some(spread) = spread {
-                tokio::time::sleep(spread.mul_f64(phase)).await;
-                phase = (phase + golden).fract();
-            }
+            tokio::time::sleep(spread.mul_f64(phase)).await;
+            phase = (phase + golden).fract();
             let kind = match k % 3 {
                 0 => Kind::Status,
                 1 => Kind::NewOrder,
@@ -435,6 +439,11 @@ async fn wait_committed(
         }
         tokio::time::sleep(Duration::from_millis(FRESHNESS_POLL_MS)).await;
     }
+}
+
+/// The span of the pauses between webhook changes: the debounce window and 100 ms more.
+pub fn webhook_pause(debounce_ms: u64) -> Duration {
+    Duration::from_millis(debounce_ms + 100)
 }
 
 /// The figures of one run.

@@ -11,8 +11,8 @@
 //! the mock (status changes, new orders, customer edits), each timed until its row is
 //! committed, p50/p99/max with the mock's trigger calling the daemon's webhook (200 changes,
 //! quick 50; target p99 < 2 s, moonshot < 1 s) and without webhooks against a 5 s schedule
-//! (20 changes, quick 5). Files: [`env`] (database, Redis, scratch), [`daemon`] (the child
-//! process), [`baseline`] (INSERT/COPY), [`freshness`], [`procfs`], [`report`].
+//! (20 changes, quick 5). Files: [`env`](mod@env) (database, Redis, scratch), [`daemon`] (the
+//! child process), [`baseline`] (INSERT/COPY), [`freshness`], [`procfs`], [`report`].
 //!
 //! Profiling aids: `--keep` keeps the database, `--explain-slow-ms N` logs the plans of slow
 //! statements (auto_explain) to the Postgres server log, `--analyze-every S` runs `ANALYZE`
@@ -28,6 +28,10 @@
 //! each batch reads every row of the project. API-bound 0.99x floor; incremental 1,000 changes
 //! 0.32 s; 200 projects READY 0.77 s, idle 0.2 % CPU, 37 MiB, aggregate 10,524 orders/s; peak
 //! RSS 16.8 MiB at 100k and 17.1 MiB at 400k orders.
+//!
+//! Freshness (2026-12-04, same machine, 2,000 orders / 1,000 customers): with webhooks
+//! (debounce 200 ms) 200 changes p50 0.051 s, p99 0.199 s, max 0.202 s, 0 misses, 200 walks;
+//! against a 5 s schedule 20 changes p50 2.34 s, p99 4.98 s.
 
 pub mod baseline;
 pub mod daemon;

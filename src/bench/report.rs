@@ -257,6 +257,9 @@ pub struct FreshnessRun {
     /// The schedule's interval, seconds (schedule run: `sync_interval_minutes` 1 x
     /// `sync.minute_secs`).
     pub interval_secs: Option<f64>,
+    /// Before each change the bench paused a fraction of this span (spread evenly over the
+    /// changes), seconds, so the changes fall at every phase of the daemon's timers.
+    pub pause_span_secs: f64,
     /// Every committed change's latency in the order made, milliseconds.
     pub latencies_ms: Vec<f64>,
 }
@@ -589,10 +592,11 @@ impl Report {
             if let Some(w) = &f.webhooks {
                 let _ = writeln!(
                     out,
-                    "   with webhooks (debounce {} ms; each change made as soon as the previous one \
-                     committed): {}\n   {} webhook history walks; {} trigger calls sent, {} failed",
-                    w.webhook_debounce_ms
-                        .map_or_else(|| "default".to_string(), |ms| ms.to_string()),
+                    "   with webhooks (debounce {} ms; before each change a pause of 0 to \
+                     {:.0} ms, spread evenly): {}\n   {} webhook history walks; {} trigger \
+                     calls sent, {} failed",
+                    w.webhook_debounce_ms.unwrap_or(0),
+                    w.pause_span_secs * 1000.0,
                     freshness_line(w),
                     w.history_walks,
                     w.webhook_calls_sent,
@@ -603,9 +607,10 @@ impl Report {
                 let interval = s.interval_secs.unwrap_or(0.0);
                 let _ = writeln!(
                     out,
-                    "   without webhooks, schedule every {interval:.0} s (sync_interval_minutes 1 x \
-                     minute_secs {interval:.0}; expected p50 about {:.1} s): {}\n   {} scheduled \
-                     history walks",
+                    "   without webhooks, schedule every {interval:.0} s (sync_interval_minutes 1 \
+                     x minute_secs {interval:.0}; before each change a pause of 0 to \
+                     {interval:.0} s, spread evenly; expected p50 about {:.1} s): {}\n   {} \
+                     scheduled history walks",
                     interval / 2.0,
                     freshness_line(s),
                     s.history_walks,

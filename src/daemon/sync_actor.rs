@@ -42,6 +42,9 @@ pub struct SyncActor {
     stop: CancellationToken,
     tracker: TaskTracker,
     busy: bool,
+    /// A `Wake` came while a poll was in flight: poll again as soon as it ends (a job enqueued
+    /// just after the queue looked empty must not wait for the idle poll).
+    woken: bool,
     paused: bool,
     timer: Option<SpawnHandle>,
 }
@@ -61,6 +64,7 @@ impl SyncActor {
             stop,
             tracker,
             busy: false,
+            woken: false,
             paused,
             timer: None,
         }
@@ -78,9 +82,14 @@ impl SyncActor {
     }
 
     fn poll(&mut self, ctx: &mut Context<Self>) {
-        if self.busy || self.paused || self.stop.is_cancelled() {
+        if self.busy {
+            self.woken = true;
             return;
         }
+        if self.paused || self.stop.is_cancelled() {
+            return;
+        }
+        self.woken = false;
         if let Some(t) = self.timer.take() {
             ctx.cancel_future(t);
         }
@@ -112,7 +121,11 @@ impl SyncActor {
         });
         ctx.spawn(task.into_actor(self).map(|res, act, ctx| {
             act.busy = false;
+            let woken = std::mem::take(&mut act.woken);
             match res {
+                // Woken meanwhile (a job was enqueued): look again now, unless the queue
+                // itself failed (then the backoff below stands).
+                Ok(Polled::Idle(_) | Polled::Ran(_)) if woken => act.poll(ctx),
                 Ok(Polled::Ran(JobEnd::Failed { .. } | JobEnd::LeaseLost)) => {
                     act.poll_later(ctx, Duration::from_millis(500))
                 }

@@ -26,7 +26,6 @@ fn tiny() -> BenchOptions {
         fresh_changes: 24,
         fresh_scheduled_changes: 5,
         fresh_interval_secs: 2,
-        fresh_debounce_ms: 50,
         fresh_timeout: Duration::from_secs(20),
         job_timeout: Duration::from_secs(120),
         ..BenchOptions::quick(env!("CARGO_BIN_EXE_retailcrm-sync").into())
