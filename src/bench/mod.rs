@@ -7,7 +7,8 @@
 //!
 //! Sections (see [`report`] for the figures): 1 full sync, 2 raw Postgres baselines on the
 //! same rows, 3 API-bound sync against a 10 rps mock, 4 incremental latency, 5 many projects
-//! on one daemon, 6 peak RSS at a larger account, 7 freshness: changes made one at a time in
+//! on one daemon, 6 peak RSS at a larger account, 8 two-way sync push throughput against a
+//! 10 rps mock ([`push`]), 7 freshness: changes made one at a time in
 //! the mock (status changes, new orders, customer edits), each timed until its row is
 //! committed, p50/p99/max with the mock's trigger calling the daemon's webhook (200 changes,
 //! quick 50; target p99 < 2 s, moonshot < 1 s) and without webhooks against a 5 s schedule
@@ -38,6 +39,7 @@ pub mod daemon;
 pub mod env;
 pub mod freshness;
 pub mod procfs;
+pub mod push;
 pub mod report;
 
 use std::path::PathBuf;
@@ -152,6 +154,8 @@ pub struct BenchOptions {
     pub explain_slow_ms: Option<u64>,
     /// Keep the database and the scratch directory (configs, daemon logs) for inspection.
     pub keep: bool,
+    /// Section 8: outbox rows pushed against the throttled mock (0 skips the section).
+    pub push_rows: u64,
     /// Section 7: orders of the freshness account.
     pub fresh_orders: u64,
     /// Section 7: customers of the freshness account.
@@ -198,6 +202,7 @@ impl BenchOptions {
             keep: false,
             fresh_orders: 2_000,
             fresh_customers: 1_000,
+            push_rows: 200,
             fresh_changes: 200,
             fresh_scheduled_changes: 20,
             fresh_interval_secs: 5,
@@ -217,6 +222,7 @@ impl BenchOptions {
             project_customers: 20,
             idle: Duration::from_secs(5),
             large_orders: 40_000,
+            push_rows: 30,
             fresh_changes: 50,
             fresh_scheduled_changes: 5,
             quick: true,
@@ -636,6 +642,12 @@ pub async fn run(opts: &BenchOptions) -> Result<Report, BenchError> {
         progress("3. API-bound");
         let api = run.api_bound(2).await;
         report.api_bound = record(&mut report, "api_bound", api);
+    }
+
+    if opts.api_bound && opts.push_rows > 0 {
+        progress("8. two-way sync push");
+        let push = run.push_throughput(5).await;
+        report.push = record(&mut report, "push", push);
     }
 
     if opts.projects > 0 {

@@ -41,10 +41,37 @@ pub struct Report {
     pub memory: Option<MemoryFlatness>,
     /// 7. Time from a change in RetailCRM to its row committed, with and without webhooks.
     pub freshness: Option<Freshness>,
+    /// 8. Two-way sync: outbox rows pushed against a throttled mock.
+    pub push: Option<PushThroughput>,
     /// Sections that failed or were skipped, with the reason.
     pub errors: Vec<SectionError>,
     /// Every figure that has a target, with its verdict.
     pub targets: Vec<TargetRow>,
+}
+
+/// Section 8: outbox rows pushed to a mock at `rps` requests per second.
+#[derive(Debug, Clone, Serialize)]
+pub struct PushThroughput {
+    /// Outbox rows written (one e-mail edit of a different user each).
+    pub rows: u64,
+    /// Rows that ended `sent`.
+    pub sent: u64,
+    /// Mock rate limit and daemon pacing.
+    pub rps: f64,
+    /// Seconds from the rows' commit until none was pending.
+    pub wall_secs: f64,
+    /// `rows / wall_secs`.
+    pub rows_per_sec: f64,
+    /// Requests the mock served meanwhile (edits and conflict-detection history pages).
+    pub requests_served: u64,
+    /// Requests answered 503.
+    pub requests_rate_limited: u64,
+    /// `requests_served / rps`.
+    pub floor_secs: f64,
+    /// `wall_secs / floor_secs`.
+    pub ratio_to_floor: f64,
+    /// `rows / rps`: one request per row.
+    pub ideal_floor_secs: f64,
 }
 
 /// A section that did not produce figures.
@@ -352,6 +379,15 @@ impl Report {
                 a.succeeded && a.ratio_to_floor <= 1.05,
             );
         }
+        if let Some(p) = &self.push {
+            row(
+                "push time / API floor",
+                p.ratio_to_floor,
+                "x",
+                "<= 1.10".into(),
+                p.sent == p.rows && p.ratio_to_floor <= 1.10,
+            );
+        }
         if let Some(i) = &self.incremental {
             row(
                 "incremental changes committed",
@@ -579,6 +615,24 @@ impl Report {
                 m.growth_percent,
                 m.large_wall_secs,
                 m.large_orders_per_sec,
+            );
+        }
+        if let Some(p) = &self.push {
+            let _ = writeln!(
+                out,
+                "\n8. two-way sync push ({} outbox rows, one e-mail edit each; mock and daemon {} rps)\n   \
+                 {:.2} s until none pending ({} sent): {:.1} rows/s; {} served requests ({} answered \
+                 503): floor {:.2} s, ratio {:.3}; one request per row would be {:.2} s",
+                p.rows,
+                p.rps,
+                p.wall_secs,
+                p.sent,
+                p.rows_per_sec,
+                p.requests_served,
+                p.requests_rate_limited,
+                p.floor_secs,
+                p.ratio_to_floor,
+                p.ideal_floor_secs,
             );
         }
         if let Some(f) = &self.freshness {

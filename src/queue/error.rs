@@ -81,10 +81,22 @@ pub enum QueueError {
 impl QueueError {
     /// Classifies a Redis client error: connectivity problems become [`QueueError::Unavailable`].
     pub(crate) fn from_redis(addr: &str, source: redis::RedisError) -> Self {
+        // A Redis that is still loading its data after a restart (LOADING), or a replica
+        // being promoted (TRYAGAIN, MASTERDOWN), answers soon: that is unavailability too.
+        let not_yet = matches!(
+            source.kind(),
+            redis::ErrorKind::Server(
+                redis::ServerErrorKind::BusyLoading
+                    | redis::ServerErrorKind::TryAgain
+                    | redis::ServerErrorKind::MasterDown
+                    | redis::ServerErrorKind::ClusterDown
+            )
+        );
         if source.is_io_error()
             || source.is_connection_refusal()
             || source.is_connection_dropped()
             || source.is_timeout()
+            || not_yet
         {
             QueueError::Unavailable {
                 addr: addr.to_owned(),

@@ -93,6 +93,17 @@ async fn bench_reports_every_section_and_cleans_up() {
 
     // Freshness: every change with webhooks arrived, and sooner than the schedule would bring
     // it (if webhooks did nothing, the changes would miss or wait for the schedule).
+    let push = report.push.as_ref().expect("push section");
+    assert!(push.rows > 0, "{push:?}");
+    assert_eq!(push.sent, push.rows, "every outbox row sent: {push:?}");
+    assert!(
+        push.requests_served >= push.rows,
+        "at least one request per row: {push:?}"
+    );
+    assert!(
+        push.wall_secs >= push.ideal_floor_secs * 0.8,
+        "faster than the mock's limit allows? {push:?}"
+    );
     let fresh = report.freshness.as_ref().expect("freshness section");
     let hooks = fresh.webhooks.as_ref().expect("freshness with webhooks");
     assert_eq!(hooks.changes, 24, "{hooks:?}");
@@ -134,7 +145,7 @@ async fn bench_reports_every_section_and_cleans_up() {
     );
 
     // Every target row is present and the table names every section.
-    assert_eq!(report.targets.len(), 14, "{:#?}", report.targets);
+    assert_eq!(report.targets.len(), 15, "{:#?}", report.targets);
     let table = report.render();
     for heading in [
         "1. full sync",
@@ -144,6 +155,7 @@ async fn bench_reports_every_section_and_cleans_up() {
         "5. many projects",
         "6. memory flatness",
         "7. freshness",
+        "8. two-way sync push",
     ] {
         assert!(table.contains(heading), "{heading} missing:\n{table}");
     }
@@ -156,6 +168,7 @@ async fn bench_reports_every_section_and_cleans_up() {
         "many_projects",
         "memory",
         "freshness",
+        "push",
         "targets",
     ] {
         assert!(!json[key].is_null(), "{key} missing from the JSON report");

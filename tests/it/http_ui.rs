@@ -98,8 +98,7 @@ async fn wait_notice(b: &Browser, needle: &str) -> String {
 }
 
 async fn click(b: &Browser, css: &str) {
-    let el = b.wait_for(css, WAIT).await;
-    b.click(&el).await;
+    b.click_css(css, WAIT).await;
 }
 
 /// Answers the token dialog (it must open) with `token`.
@@ -143,6 +142,23 @@ async fn jobs(http: &reqwest::Client, base: &str, project: i64) -> Vec<Value> {
     .await;
     assert_eq!(status, 200, "{body}");
     body["data"]["jobs"].as_array().cloned().unwrap_or_default()
+}
+
+/// Makes the window phone-sized (390 x 844) and returns `[scrollWidth, innerWidth]` once the
+/// page is laid out at the new width (the width checks mean nothing before that).
+async fn phone_sized(b: &Browser) -> Value {
+    let wide = b.js("return window.innerWidth;", json!([])).await;
+    b.set_size(390, 844).await;
+    b.wait_until("the page at the phone width", WAIT, async || {
+        let v = b
+            .js(
+                "return [document.documentElement.scrollWidth, window.innerWidth];",
+                json!([]),
+            )
+            .await;
+        (v[1] != wide && v[1].as_i64()? <= 500).then_some(v)
+    })
+    .await
 }
 
 async fn page_errors(b: &Browser) -> Value {
@@ -330,8 +346,13 @@ async fn the_monitoring_page_in_a_real_browser() {
         "{question}"
     );
     click(&b, "#confirm-cancel").await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    assert!(!dialog_open(&b, "confirm-dialog").await);
+    // Cancel closes the dialog in its click handler; a resync that went ahead anyway would
+    // have asked for the token (none is given yet) in that same turn of the page's event
+    // loop, so once the dialog is seen closed, the token dialog would be seen open.
+    b.wait_until("the confirmation closed", WAIT, async || {
+        (!dialog_open(&b, "confirm-dialog").await).then_some(())
+    })
+    .await;
     assert!(
         !dialog_open(&b, "token-dialog").await,
         "cancelled: nothing asked"
@@ -395,14 +416,7 @@ async fn the_monitoring_page_in_a_real_browser() {
     )
     .await;
     let overview_shot = b.screenshot("overview").await;
-    b.set_size(390, 844).await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let narrow = b
-        .js(
-            "return [document.documentElement.scrollWidth, window.innerWidth];",
-            json!([]),
-        )
-        .await;
+    let narrow = phone_sized(&b).await;
     let (scroll_w, inner_w) = (narrow[0].as_i64().unwrap(), narrow[1].as_i64().unwrap());
     assert!(
         scroll_w <= inner_w + 1,
@@ -500,18 +514,43 @@ async fn the_monitoring_page_in_a_real_browser() {
             json!([]),
         )
         .await;
-    let summary = b
-        .wait_for(
-            &format!(
-                "#poison-rows details[data-record-id='{}'] summary",
-                hostile.as_str().unwrap()
-            ),
-            WAIT,
-        )
-        .await;
-    b.click(&summary).await;
-    // It stays open across refreshes (the page polls every 0.5-1 s).
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    b.click_css(
+        &format!(
+            "#poison-rows details[data-record-id='{}'] summary",
+            hostile.as_str().unwrap()
+        ),
+        WAIT,
+    )
+    .await;
+    let open_js = "return [...document.querySelectorAll('#poison-rows details')]\
+                   .filter((d) => d.open).map((d) => d.dataset.recordId);";
+    let want_open = json!([hostile]);
+    b.wait_until("the raw JSON open", WAIT, async || {
+        (b.js(open_js, json!([])).await == want_open).then_some(())
+    })
+    .await;
+    // It stays open when the table is drawn again. The page draws it only when the records
+    // change (an unchanged refresh draws nothing), so a new record arrives and is waited for.
+    env.sql(
+        "INSERT INTO dead_records (project_id, stream, entity_id, raw, reason) VALUES \
+         (1, 'orders', 9002, '{\"id\": 9002}', 'a third one')",
+    )
+    .await;
+    b.wait_until("the new poison record on the page", WAIT, async || {
+        let n = b
+            .js(
+                "return document.querySelectorAll('#poison-rows tr[data-record-id]').length;",
+                json!([]),
+            )
+            .await;
+        (n == json!(3)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        b.js(open_js, json!([])).await,
+        want_open,
+        "the opened raw JSON stays open when the table is drawn again"
+    );
     let raw = b
         .js(
             "const d = [...document.querySelectorAll('#poison-rows details')].find((d) => d.open); \
@@ -535,14 +574,7 @@ async fn the_monitoring_page_in_a_real_browser() {
         .await;
     assert_eq!(injected, json!(0), "no element came out of the data");
     let alpha_shot = b.screenshot("project").await;
-    b.set_size(390, 844).await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let narrow = b
-        .js(
-            "return [document.documentElement.scrollWidth, window.innerWidth];",
-            json!([]),
-        )
-        .await;
+    let narrow = phone_sized(&b).await;
     assert!(
         narrow[0].as_i64().unwrap() <= narrow[1].as_i64().unwrap() + 1,
         "the project page fits a phone-sized window: {narrow}"

@@ -219,14 +219,27 @@ impl Browser {
         v[ELEMENT_KEY].as_str().map(|s| El(s.to_string()))
     }
 
-    /// Clicks `el` (a real pointer click: the element must be visible and not covered).
-    pub async fn click(&self, el: &El) {
-        self.must(
-            reqwest::Method::POST,
-            &format!("/element/{}/click", el.0),
-            Some(json!({})),
-        )
-        .await;
+    /// Finds `css` and clicks it; the page re-renders itself every few hundred ms, so an
+    /// element found a moment ago may be gone ("stale"): then it is found again (up to `limit`).
+    pub async fn click_css(&self, css: &str, limit: Duration) {
+        let started = std::time::Instant::now();
+        loop {
+            let el = self.wait_for(css, limit).await;
+            match self
+                .cmd(
+                    reqwest::Method::POST,
+                    &format!("/element/{}/click", el.0),
+                    Some(json!({})),
+                )
+                .await
+            {
+                Ok(_) => return,
+                Err(e) if e.error.contains("stale") && started.elapsed() < limit => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("WebDriver click on `{css}`: {}: {}", e.error, e.message),
+            }
+        }
     }
 
     /// Types `text` into `el`.
