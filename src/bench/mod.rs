@@ -19,6 +19,9 @@
 //! statements (auto_explain) to the Postgres server log, `--analyze-every S` runs `ANALYZE`
 //! during the full syncs, and the report sums the engine's `batch committed` events per stream.
 //!
+//! Section 8 (2026-12-04): 200 outbox rows pushed in 20.09 s against a 10 rps mock, 10.0 rows/s,
+//! 201 requests, 1.000x the API floor.
+//!
 //! # Measured (release build, 2 shared cores, 2026-11-24; see the lead's notes for the fixes)
 //! Full sync 100k orders / 50k customers: 29.9 s (3,347 orders/s; orders stream 4,043/s,
 //! customers 9,725/s), 0.10x the batched upsert (38,635 rows/s), 0.08x COPY; 400k orders:

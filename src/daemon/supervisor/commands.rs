@@ -344,7 +344,6 @@ impl Supervisor {
             }
             Request::OutboxRetry { project_id, ids } => {
                 let store = self.store.clone();
-                let addr = self.slots.get(&project_id).and_then(|s| s.addr.clone());
                 ctx.spawn(
                     async move { store.retry_outbox(project_id, ids.as_deref()).await }
                         .into_actor(self)
@@ -353,7 +352,6 @@ impl Supervisor {
                                 if n > 0 {
                                     act.enqueue_push(project_id, ctx);
                                 }
-                                drop(addr);
                                 answer(Response::ok(
                                     serde_json::json!({ "project_id": project_id, "requeued": n }),
                                 ));
