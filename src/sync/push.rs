@@ -119,8 +119,27 @@ pub fn back_map(
     ))
 }
 
-/// A history record as conflict detection reads it: (record id, entity id, field, own write).
-type Touch = (i64, Option<i64>, Option<String>, bool);
+/// A history record as conflict detection reads it: (record id, entity id, the field changed
+/// when someone other than this key changed it).
+type Touch = (i64, Option<i64>, Option<String>);
+
+/// The touches of one history page, and whether more pages follow.
+fn touches<R: crate::crm::HasHistoryId>(page: crate::crm::HistoryPage<R>) -> (Vec<Touch>, bool) {
+    let more = page.pagination.current_page < page.pagination.total_page_count;
+    let records = page
+        .items
+        .into_iter()
+        .filter_map(|d| match d {
+            Decoded::Ok(r) => Some((
+                r.history_id(),
+                r.entity_id(),
+                r.foreign_field().map(str::to_string),
+            )),
+            Decoded::Poison(_) => None,
+        })
+        .collect();
+    (records, more)
+}
 
 /// One entity's pending rows, merged.
 struct Group {
@@ -322,44 +341,16 @@ impl Pusher {
             return Ok(out);
         };
         for _ in 0..CONFLICT_PAGES {
-            let (records, more): (Vec<Touch>, bool) = match stream {
-                Stream::Orders => {
-                    let page = self.client.orders_history(Some(since), 100).await?;
-                    let more = page.pagination.current_page < page.pagination.total_page_count;
-                    (
-                        page.items
-                            .into_iter()
-                            .filter_map(|d| match d {
-                                Decoded::Ok(r) => {
-                                    Some((r.id, r.order_id(), r.field.clone(), r.is_own_write()))
-                                }
-                                Decoded::Poison(_) => None,
-                            })
-                            .collect(),
-                        more,
-                    )
-                }
+            let (records, more) = match stream {
+                Stream::Orders => touches(self.client.orders_history(Some(since), 100).await?),
                 Stream::Customers => {
-                    let page = self.client.customers_history(Some(since), 100).await?;
-                    let more = page.pagination.current_page < page.pagination.total_page_count;
-                    (
-                        page.items
-                            .into_iter()
-                            .filter_map(|d| match d {
-                                Decoded::Ok(r) => {
-                                    Some((r.id, r.customer_id(), r.field.clone(), r.is_own_write()))
-                                }
-                                Decoded::Poison(_) => None,
-                            })
-                            .collect(),
-                        more,
-                    )
+                    touches(self.client.customers_history(Some(since), 100).await?)
                 }
             };
             let mut last = since;
-            for (id, entity, field, own) in records {
+            for (id, entity, field) in records {
                 last = last.max(id);
-                if let (Some(entity), Some(field), false) = (entity, field, own) {
+                if let (Some(entity), Some(field)) = (entity, field) {
                     out.entry(entity).or_default().insert(field);
                 }
             }
