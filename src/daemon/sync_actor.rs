@@ -10,7 +10,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::board::LiveState;
 use super::job_runner::{JobDeps, JobEnd, run_job};
@@ -86,7 +86,14 @@ impl SyncActor {
             self.woken = true;
             return;
         }
-        if self.paused || self.stop.is_cancelled() {
+        if self.paused {
+            debug!(
+                project_id = self.project_id(),
+                "paused: queued jobs wait for resume"
+            );
+            return;
+        }
+        if self.stop.is_cancelled() {
             return;
         }
         self.woken = false;

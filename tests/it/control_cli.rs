@@ -376,7 +376,8 @@ async fn trigger_wait_survives_a_daemon_restart_and_honours_its_timeout() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(!socket.exists(), "old server did not remove its socket");
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    // The old server closed ctl's connection before it removed the socket, so ctl has lost
+    // the daemon and can only learn how the job ended from the new one, after reconnecting.
     sim.lock().unwrap().run_polls = 0; // the job ends at the next poll
     // A new server at the same path, sharing the job state (the job is durable).
     let server = ControlServer::bind(&socket, 0o660).unwrap();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::daemon::{DaemonOpts, Env, mock};
 use common::redis::{PrivateRedis, free_port};
-use retailcrm_sync::control::protocol::Request;
+use retailcrm_sync::control::protocol::{JobOutcome, Request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn ids(s: &retailcrm_sync::control::protocol::DaemonStatus) -> Vec<i64> {
@@ -87,17 +87,43 @@ async fn reload_and_sighup_reconcile_integrations() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // A little longer, so a wrongly restarted project 1 would have shown up too.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let p1 = daemon.project(1).await.unwrap();
+    assert_eq!(p1.last_success_at, success_1);
+    assert_eq!(p1.restarts, 0);
+    // A restart of project 1 would have been decided in that same reconcile, before `reload`
+    // answered, and logged by its new actor before that actor could take a job. So once a job
+    // triggered now has run on project 1, a wrong restart would be in the log.
+    let job = daemon.trigger(1, "sync_orders").await;
+    daemon
+        .wait_status(
+            "a job on project 1 after the reload",
+            Duration::from_secs(10),
+            |s| {
+                s.projects.iter().any(|p| {
+                    p.project_id == 1
+                        && p.last_finished
+                            .as_ref()
+                            .is_some_and(|f| f.job_id == job && f.outcome == JobOutcome::Succeeded)
+                })
+            },
+        )
+        .await;
     let logs = env.logs();
     assert_eq!(
         log_count(&logs, "project started", 1),
         1,
         "project 1 was restarted"
     );
-    let p1 = daemon.project(1).await.unwrap();
-    assert_eq!(p1.last_success_at, success_1);
-    assert_eq!(p1.restarts, 0);
+    assert_eq!(
+        log_count(&logs, "integration changed: restarting its project", 1),
+        0,
+        "project 1 was restarted"
+    );
+    assert_eq!(
+        log_count(&logs, "integration changed: restarting its project", 3),
+        1
+    );
+    assert_eq!(daemon.project(1).await.unwrap().restarts, 0);
     assert_eq!(ids(&daemon.status().await), [1, 3]);
 
     // A removed integration: its project stops and its queue is purged.
@@ -435,7 +461,7 @@ async fn dead_postgres_is_retried_and_sigterm_exits_0() {
 /// `pause` keeps a triggered job waiting, `resume` runs it; a dead job comes back with `retry`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_resume_and_retry_dead() {
-    use retailcrm_sync::control::protocol::{JobOutcome, ProjectState};
+    use retailcrm_sync::control::protocol::ProjectState;
     let crm = mock(100, 40, 81).await;
     let env = Env::new(DaemonOpts::default()).await;
     env.insert_integration(1, &crm, 600).await;
@@ -447,11 +473,38 @@ async fn pause_resume_and_retry_dead() {
         .await;
     let (code, _, err) = daemon.ctl(&["pause", "1"]);
     assert_eq!(code, 0, "{err}");
+    let paused_looks = |logs: &str| log_count(logs, "paused: queued jobs wait for resume", 1);
+    let looks_before = paused_looks(&env.logs());
     let job = daemon.trigger(1, "sync_orders").await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The trigger wakes the project's job taker; it looks at the queue and, paused, leaves the
+    // job there (and says so at debug level). Only past that look does "still waiting" mean
+    // anything; a job taken while paused ends the wait at once.
+    let started = std::time::Instant::now();
+    while paused_looks(&env.logs()) <= looks_before {
+        let p = daemon.project(1).await.unwrap();
+        assert!(
+            p.running_job.is_none() && p.queue_depth == 1,
+            "the job was taken while paused: {p:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the paused project never looked at its queue after the trigger\n{}",
+            env.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let p = daemon.project(1).await.unwrap();
     assert_eq!(p.state, ProjectState::Paused);
     assert_eq!(p.queue_depth, 1, "the job waits while paused");
+    assert!(p.running_job.is_none(), "{p:?}");
+    assert_eq!(
+        env.count(&format!(
+            "SELECT count(*) AS n FROM sync_runs WHERE job_id = '{job}'"
+        ))
+        .await,
+        0,
+        "the job ran while paused"
+    );
     let (code, _, err) = daemon.ctl(&["resume", "1"]);
     assert_eq!(code, 0, "{err}");
     daemon

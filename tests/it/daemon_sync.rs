@@ -147,7 +147,28 @@ async fn second_sigterm_cuts_the_grace_period_short() {
     let mut daemon = env.start().await;
     wait_mid_sync(&daemon).await;
     daemon.signal(libc::SIGTERM);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The first SIGTERM waits for the job: once the drain has begun, the job still sends
+    // requests to RetailCRM and the daemon still runs. An exit or an aborted job at the first
+    // SIGTERM never gets past this loop.
+    env.wait_log("the drain to begin", Duration::from_secs(10), |l| {
+        l.contains("stopping: no new jobs; waiting for running ones")
+    })
+    .await;
+    let at_drain = crm.request_count();
+    let drain_started = std::time::Instant::now();
+    while crm.request_count() < at_drain + 3 {
+        assert!(
+            daemon.try_exit().is_none(),
+            "the daemon exited at the first SIGTERM instead of waiting for the job\n{}",
+            env.logs()
+        );
+        assert!(
+            drain_started.elapsed() < Duration::from_secs(10),
+            "the job made no progress after the first SIGTERM\n{}",
+            env.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(
         daemon.try_exit().is_none(),
         "the first SIGTERM waits for the job"
@@ -164,6 +185,14 @@ async fn second_sigterm_cuts_the_grace_period_short() {
         .count("SELECT count(*) AS n FROM sync_runs WHERE project_id = 1 AND outcome = 'cancelled'")
         .await;
     assert_eq!(cancelled, 1, "handed back as cancelled");
+}
+
+/// Row count of `sync_runs` for one job (one row per attempt).
+async fn runs_of_job(env: &Env, job_id: &str) -> i64 {
+    env.count(&format!(
+        "SELECT count(*) AS n FROM sync_runs WHERE job_id = '{job_id}'"
+    ))
+    .await
 }
 
 /// Row count of `sync_runs` for a project and trigger.
@@ -282,9 +311,10 @@ async fn job_succeeded(
 /// During an outage: the daemon process still runs and answers `ping`.
 async fn assert_alive(daemon: &mut common::daemon::Daemon, outage: &str) {
     assert!(daemon.try_exit().is_none(), "the daemon survives {outage}");
+    let pong = daemon.try_call(&Request::Ping).await;
     assert!(
-        daemon.call(&Request::Ping).await.ok,
-        "and answers during {outage}"
+        pong.as_ref().is_ok_and(|r| r.ok),
+        "and answers during {outage}: {pong:?}"
     );
 }
 
@@ -318,9 +348,10 @@ async fn assert_recovers(
     assert!(env.logs().contains(evidence), "no `{evidence}` in the log");
 }
 
-/// Redis dies mid-sync (kill -9, no final save) and comes back two seconds later from its
-/// append-only file: the daemon keeps running and answering, the job (or its rerun after the
-/// lease expired) finishes, and Postgres ends equal to the mock with nothing dead.
+/// Redis dies mid-sync (kill -9, no final save) and comes back from its append-only file once
+/// the running job has felt the outage (a lease renewal failed): the daemon keeps running and
+/// answering, the job (or its rerun after the lease expired) finishes, and Postgres ends equal
+/// to the mock with nothing dead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_crash_mid_sync_is_survived() {
     let dir = tempfile::tempdir().unwrap();
@@ -335,7 +366,12 @@ async fn redis_crash_mid_sync_is_survived() {
     wait_mid_sync(&daemon).await;
 
     redis.kill();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The outage reaches the running job: its next lease renewal (every third of the 3 s
+    // lease) fails. Past that, the daemon must still run and answer.
+    env.wait_log("a failed lease renewal", Duration::from_secs(15), |l| {
+        l.contains("lease renewal failed")
+    })
+    .await;
     assert_alive(&mut daemon, "Redis going away").await;
     let _redis = PrivateRedis::start(dir.path(), port);
 
@@ -349,8 +385,8 @@ async fn redis_crash_mid_sync_is_survived() {
     .await;
 }
 
-/// Postgres goes away mid-sync (every connection cut, new ones refused for three seconds): the
-/// daemon keeps running and answering, the job waits and retries without spending attempts
+/// Postgres goes away mid-sync (every connection cut, new ones refused until the running job
+/// has failed on it and been put back to wait): the daemon keeps running and answering, the job waits and retries without spending attempts
 /// (it has only one), and once Postgres is reachable again the sync finishes with rows equal
 /// to the mock, nothing dead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -369,7 +405,14 @@ async fn postgres_outage_mid_sync_is_survived() {
     wait_mid_sync(&daemon).await;
 
     proxy.cut();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The outage reaches the running job: it fails on Postgres and is put back to wait
+    // without spending its one attempt. Past that, the daemon must still run and answer.
+    env.wait_log(
+        "the job deferred for Postgres",
+        Duration::from_secs(20),
+        |l| l.contains("waits for Postgres without spending an attempt"),
+    )
+    .await;
     assert_alive(&mut daemon, "Postgres going away").await;
     proxy.restore();
 
@@ -533,13 +576,17 @@ async fn revoked_key_is_permanent_and_never_logged() {
     .await;
     env.insert_integration(1, &crm, 600).await;
     let daemon = env.start().await;
-    // A good sync first, so the logs hold a whole successful run.
+    // A good sync first, so the logs hold a whole successful run. It is over once it no longer
+    // runs (its last requests, measuring the cursor lag, come before that).
     daemon
         .wait_status("first sync", Duration::from_secs(20), |s| {
-            s.projects.iter().any(|p| p.last_success_at.is_some())
+            s.projects
+                .iter()
+                .any(|p| p.last_success_at.is_some() && p.running_job.is_none())
         })
         .await;
     crm.revoke_key();
+    let at_revoke = crm.request_count();
     let job_id = daemon.trigger(1, "sync_all").await;
     let s = daemon
         .wait_status("the job is dead", Duration::from_secs(20), |s| {
@@ -566,13 +613,37 @@ async fn revoked_key_is_permanent_and_never_logged() {
     let (code, out, _) = daemon.ctl(&["--json", "dead", "1"]);
     assert_eq!(code, 0);
     assert!(out.contains(&job_id), "{out}");
-    // No retry storm: the request count stays flat.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = crm.request_count();
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // No retry storm. The job went dead after its one run, never retried (a retry would
+    // have been another run before it went dead) ...
     assert_eq!(
-        crm.request_count(),
-        before,
+        runs_of_job(&env, &job_id).await,
+        1,
+        "a permanent failure is not retried"
+    );
+    // ... and that run stopped at RetailCRM's first refusal: no request was retried.
+    let at_dead = crm.request_count();
+    assert_eq!(
+        at_dead - at_revoke,
+        1,
+        "the refused run sent RetailCRM one request, no retries"
+    );
+    // Nothing follows the dead job: a job triggered now runs next, is refused at its first
+    // request and goes dead too, and RetailCRM has seen that one request since, no other.
+    let later = daemon.trigger(1, "sync_orders").await;
+    env.wait_count(
+        "the later job's run to end",
+        Duration::from_secs(20),
+        &format!(
+            "SELECT count(*) AS n FROM sync_runs WHERE job_id = '{later}' \
+             AND finished_at IS NOT NULL"
+        ),
+        |n| n >= 1,
+    )
+    .await;
+    assert_eq!(runs_of_job(&env, &later).await, 1);
+    assert_eq!(
+        crm.request_count() - at_dead,
+        1,
         "requests kept coming after the permanent failure"
     );
     // `trigger --wait` on a dead key exits non-zero and says why.
@@ -730,8 +801,15 @@ async fn sighup_applies_retry_settings_live() {
         .call(&retailcrm_sync::control::protocol::Request::Reload)
         .await;
     assert!(r.ok, "{r:?}");
-    // The queue handle is swapped asynchronously (a new Redis connection).
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The reload answers before the queue handle (a new Redis connection) is swapped in; a
+    // job's max_attempts is the enqueueing handle's, so trigger only once the daemon says the
+    // new handle is in place.
+    env.wait_log(
+        "the new retry settings in force",
+        Duration::from_secs(10),
+        |l| l.contains("queue retry and lease settings applied"),
+    )
+    .await;
     let job = daemon.trigger(1, "sync_orders").await;
     daemon
         .wait_status("dead after one attempt", Duration::from_secs(15), |s| {

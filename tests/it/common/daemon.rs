@@ -256,6 +256,29 @@ ui_anonymous_read = {ui_anonymous_read}
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// Polls the log every 50 ms until `f` holds for it or `limit` passes; returns the log.
+    /// The daemon writes each line whole and in order, so a line found here means every line
+    /// logged before it is in the file too.
+    pub async fn wait_log(
+        &self,
+        what: &str,
+        limit: Duration,
+        mut f: impl FnMut(&str) -> bool,
+    ) -> String {
+        let started = Instant::now();
+        loop {
+            let logs = self.logs();
+            if f(&logs) {
+                return logs;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "timed out waiting for {what} in the log:\n{logs}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Inserts (or replaces) an active integration for `project_id` with plain SQL.
     pub async fn insert_integration(&self, project_id: i64, mock: &MockHandle, interval_min: i32) {
         self.insert_integration_raw(project_id, &mock.url, &mock.api_key, interval_min)
@@ -318,6 +341,29 @@ ui_anonymous_read = {ui_anonymous_read}
             .await
             .expect("count query");
         rows.into_iter().next().map_or(0, |r| r.n)
+    }
+
+    /// Polls [`Env::count`] of `query` every 50 ms until `f` holds for it or `limit` passes;
+    /// returns the count.
+    pub async fn wait_count(
+        &self,
+        what: &str,
+        limit: Duration,
+        query: &str,
+        mut f: impl FnMut(i64) -> bool,
+    ) -> i64 {
+        let started = Instant::now();
+        loop {
+            let n = self.count(query).await;
+            if f(n) {
+                return n;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "timed out waiting for {what}: {n} from {query}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Live orders of a project: retailcrm id -> (number, raw status).
