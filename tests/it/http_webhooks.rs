@@ -170,7 +170,11 @@ async fn a_burst_of_500_webhooks_costs_a_few_walks_and_loses_nothing() {
 
     // 400 changes by the mock (each one calls the webhook) ...
     let mut seed = 9;
-    while crm.stats().webhooks_sent + (crm.webhooks_pending() as u64) < 400 {
+    let made = |crm: &MockHandle| {
+        let st = crm.stats();
+        st.webhooks_sent + st.webhooks_failed + crm.webhooks_pending() as u64
+    };
+    while made(&crm) < 400 {
         let report = crm.mutate_random(50, seed);
         assert!(
             report.status_changes + report.orders_created > 0,
@@ -200,8 +204,15 @@ async fn a_burst_of_500_webhooks_costs_a_few_walks_and_loses_nothing() {
     wait_converged(&env, &daemon, &crm, Duration::from_secs(60)).await;
 
     let walks = runs(&env, 1, "webhook").await - walks_before;
-    let sent = crm.stats().webhooks_sent;
-    assert!(sent >= 400, "the mock called for every change: {sent}");
+    let stats = crm.stats();
+    let sent = stats.webhooks_sent;
+    // Under a loaded machine a call may time out on the mock's side (2 s, as a trigger
+    // would): the changes must still all arrive, through the walks other calls started.
+    assert!(
+        sent + stats.webhooks_failed >= 400,
+        "the mock called for every change: {stats:?}"
+    );
+    assert!(sent >= 200, "most calls got through: {stats:?}");
     assert!(walks >= 1, "webhooks brought the changes in");
     assert!(
         walks <= 12,
