@@ -222,29 +222,12 @@ impl BenchEnv {
     }
 }
 
-/// Deletes every key under each prefix (SCAN + DEL, never KEYS).
+/// Deletes every key under each prefix ([`crate::queue::keys::delete_prefix`]).
 async fn delete_redis_keys(url: &str, prefixes: &[String]) -> Result<(), redis::RedisError> {
     let client = redis::Client::open(url)?;
     let mut conn = client.get_multiplexed_async_connection().await?;
     for prefix in prefixes {
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{prefix}*"))
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await?;
-            if !keys.is_empty() {
-                let _: u64 = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await?;
-            }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+        crate::queue::keys::delete_prefix(&mut conn, prefix).await?;
     }
     Ok(())
 }

@@ -40,6 +40,7 @@
 mod durability;
 mod error;
 mod job;
+pub mod keys;
 mod scripts;
 
 use std::collections::HashMap;

@@ -529,13 +529,8 @@ impl Drop for Env {
         let Ok(mut conn) = client.get_connection() else {
             return;
         };
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{prefix}:*"))
-            .query(&mut conn)
-            .unwrap_or_default();
-        for chunk in keys.chunks(1000) {
-            let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(chunk).query(&mut conn);
-        }
+        let _ =
+            retailcrm_sync::queue::keys::delete_prefix_blocking(&mut conn, &format!("{prefix}:"));
     }
 }
 

@@ -53,29 +53,9 @@ pub async fn drop_prefix(prefix: &str) {
         .get_multiplexed_async_connection()
         .await
         .expect("connect to test Redis");
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}:*"))
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut conn)
-            .await
-            .expect("SCAN");
-        if !keys.is_empty() {
-            let _: i64 = redis::cmd("DEL")
-                .arg(&keys)
-                .query_async(&mut conn)
-                .await
-                .expect("DEL");
-        }
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
+    retailcrm_sync::queue::keys::delete_prefix(&mut conn, &format!("{prefix}:"))
+        .await
+        .expect("delete the test's keys");
 }
 
 /// Number of keys under `prefix` (to check cleanup and purge).
@@ -116,13 +96,10 @@ impl Drop for PrefixGuard {
         let Ok(mut conn) = client.get_connection() else {
             return;
         };
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}:*", self.prefix))
-            .query(&mut conn)
-            .unwrap_or_default();
-        for chunk in keys.chunks(1000) {
-            let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(chunk).query(&mut conn);
-        }
+        let _ = retailcrm_sync::queue::keys::delete_prefix_blocking(
+            &mut conn,
+            &format!("{}:", self.prefix),
+        );
     }
 }
 
