@@ -168,19 +168,31 @@ async fn a_burst_of_500_webhooks_costs_a_few_walks_and_loses_nothing() {
     let (env, daemon, url) = webhooked(&crm, DaemonOpts::default()).await;
     let walks_before = runs(&env, 1, "webhook").await;
 
-    // 400 changes by the mock (each one calls the webhook) ...
-    let mut seed = 9;
+    // 400 calls from the mock's changes (each change calls the webhook) ...
+    // (counted as calls made: the mock merges the records of one entity's change into one call,
+    // so changes are made in rounds until 400 calls have actually gone out)
     let made = |crm: &MockHandle| {
         let st = crm.stats();
-        st.webhooks_sent + st.webhooks_failed + crm.webhooks_pending() as u64
+        st.webhooks_sent + st.webhooks_failed
     };
+    let mut seed = 9;
+    let deadline = Instant::now() + Duration::from_secs(60);
     while made(&crm) < 400 {
-        let report = crm.mutate_random(50, seed);
         assert!(
-            report.status_changes + report.orders_created > 0,
-            "{report:?}"
+            Instant::now() < deadline,
+            "the mock stopped calling: {:?}",
+            crm.stats()
         );
-        seed += 1;
+        if crm.webhooks_pending() == 0 {
+            let report = crm.mutate_random(50, seed);
+            assert!(
+                report.status_changes + report.orders_created > 0,
+                "{report:?}"
+            );
+            seed += 1;
+        } else {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
     // ... and 100 more calls straight at the endpoint, concurrently, as a busy shop's triggers
     // would make them.
@@ -208,10 +220,7 @@ async fn a_burst_of_500_webhooks_costs_a_few_walks_and_loses_nothing() {
     let sent = stats.webhooks_sent;
     // Under a loaded machine a call may time out on the mock's side (2 s, as a trigger
     // would): the changes must still all arrive, through the walks other calls started.
-    assert!(
-        sent + stats.webhooks_failed >= 400,
-        "the mock called for every change: {stats:?}"
-    );
+    assert!(sent + stats.webhooks_failed >= 400, "{stats:?}");
     assert!(sent >= 200, "most calls got through: {stats:?}");
     assert!(walks >= 1, "webhooks brought the changes in");
     assert!(
