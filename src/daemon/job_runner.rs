@@ -147,6 +147,16 @@ async fn run_job_inner(deps: JobDeps, mut lease: Lease) -> JobEnd {
         }
     };
 
+    // The job's life, one `select!` over three events, whichever comes first:
+    // - the engine (or pusher) task ends: its result, or a panic as a `JoinError`, is the
+    //   attempt's outcome;
+    // - the renewal tick (a third of the lease): the lease is extended; a lease found lost
+    //   (another worker reclaimed it after Redis was away longer than the lease) aborts the
+    //   task at once, since its next commit would be refused by the cursor compare-and-set
+    //   anyway; a renewal that merely fails (Redis down) is retried at the next tick;
+    // - `abort` (grace period spent, or a second SIGTERM): the task is aborted and awaited, so
+    //   no half-done batch is left in flight (commits run on their own task, see
+    //   `Engine::commit_detached`), and the job is handed back without spending an attempt.
     let renew_every = lease_renew_interval(&lease, deps.clock.now());
     let mut renew = tokio::time::interval(renew_every);
     renew.tick().await;

@@ -75,40 +75,70 @@ pub struct SupervisorArgs {
     pub http: Arc<HttpShared>,
 }
 
+/// One project's place in the supervisor: outlives its actor (restarts, pauses and the
+/// restart budget are remembered across them); removed only when the integration goes away.
 struct Slot {
+    /// The running ProjectActor; `None` between a stop and its restart (or while failed).
     addr: Option<Addr<ProjectActor>>,
+    /// Hash of the integration's settings the actor was built from: a reconcile restarts the
+    /// actor when it changes (0 forces a restart after a reload of `[sync]` or the queue).
     fingerprint: u64,
+    /// Which start of the project the actor is; a `ProjectStopped` of an older generation
+    /// (a restart raced it) is ignored.
     generation: u64,
+    /// Set by `ctl pause`; survives restarts of the actor.
     paused: bool,
+    /// Times of the unexpected stops within `daemon.restart_window_secs` (the budget).
     restarts: VecDeque<Instant>,
+    /// Budget spent: not restarted before this instant, shown `failed`.
     failed_until: Option<Instant>,
+    /// All unexpected stops since the daemon started (for `status`).
     total_restarts: u32,
 }
 
 /// The root actor.
+///
+/// Lifecycle of the three tokens every job sees (cloned into each ProjectActor, SyncActor and
+/// job runner): `stop` is cancelled first on SIGTERM (no new jobs are taken, schedulers stop);
+/// `abort` is cancelled when `shutdown.grace_seconds` run out or a second SIGTERM comes (running
+/// jobs are cut and handed back to the queue without spending an attempt); `done` is cancelled
+/// last, by the supervisor, when `tracker` (every job task, reservation included) is empty or
+/// the grace and 10 more seconds are spent: `lifecycle::run` then closes the listeners and exits.
 pub struct Supervisor {
     store: Store,
+    /// The queue handle; swapped for one with new retry/lease options on reload.
     queue: JobQueue,
+    /// The running config; replaced whole on a successful reload.
     settings: Arc<Settings>,
     config_path: PathBuf,
     clock: SharedClock,
+    /// This process's identity in leases (`host:pid:random`).
     worker_id: String,
+    /// Live per-project state written by the actors and read by `status`.
     board: StatusBoard,
+    /// One per active integration.
     slots: HashMap<i64, Slot>,
+    /// See the tokens above.
     stop: CancellationToken,
     abort: CancellationToken,
     done: CancellationToken,
+    /// Every job task (reserve + run + settle), so shutdown can wait for them.
     tracker: TaskTracker,
     started_at: DateTime<Utc>,
+    /// Why the last reload failed (the old config still runs); cleared by a good reload.
     config_error: Option<String>,
+    /// Settings changed by the last reload that need a restart ([`restart_required`]).
     restart_required: Vec<String>,
     /// Problems of the environment an operator should fix (e.g. Redis without persistence),
     /// checked at start and on every reload.
     warnings: Vec<String>,
+    /// The generation the next started actor gets.
     next_generation: u64,
+    /// Set once on the first SIGTERM; from then on nothing is started or enqueued.
     shutting_down: bool,
     /// The periodic reconcile timer (re-armed when a reload changes its interval).
     reconcile_timer: Option<SpawnHandle>,
+    /// What the HTTP listener knows of the daemon: readiness, webhook secrets, the API token.
     http: Arc<HttpShared>,
 }
 
