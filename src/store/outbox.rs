@@ -19,6 +19,7 @@ use diesel::sql_types::{Array, BigInt, Integer, Jsonb, Nullable, Text, Timestamp
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
+use super::users::UserRow;
 use super::{Store, StoreError, op};
 
 /// Entity names of the outbox.
@@ -74,25 +75,6 @@ pub enum Settle {
     },
     /// A permanent problem with this row.
     Failed(String),
-}
-
-/// A user as a push needs it.
-#[derive(Debug, Clone, PartialEq, QueryableByName)]
-pub struct PushUser {
-    #[diesel(sql_type = BigInt)]
-    pub id: i64,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub email: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub phone: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub first_name: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub last_name: Option<String>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    pub retailcrm_customer_id: Option<i64>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 /// An order as a push needs it.
@@ -282,7 +264,7 @@ impl Store {
         &self,
         project_id: i64,
         ids: &[i64],
-    ) -> Result<Vec<PushUser>, StoreError> {
+    ) -> Result<Vec<UserRow>, StoreError> {
         let mut conn = self.conn().await?;
         diesel::sql_query(
             "SELECT id, email, phone, first_name, last_name, retailcrm_customer_id, deleted_at \

@@ -38,9 +38,9 @@ pub struct CustomerBatchOutcome {
     pub cursor: Cursor,
 }
 
-/// A user row as read for resolution.
+/// A user row as read for resolution (and by the push, `store::outbox`).
 #[derive(Debug, Clone, PartialEq, QueryableByName)]
-pub(crate) struct UserRow {
+pub struct UserRow {
     #[diesel(sql_type = BigInt)]
     pub id: i64,
     #[diesel(sql_type = Nullable<Text>)]

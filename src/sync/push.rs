@@ -36,7 +36,8 @@ use super::SyncError;
 use crate::crm::{CrmClient, CrmError, Decoded, ErrorClass};
 use crate::model::{OrderStatus, Stream, normalize_email, seed_status};
 use crate::store::integrations::ConflictRule;
-use crate::store::outbox::{CUSTOMER, ORDER, OutboxRow, PushOrder, PushUser, Settle};
+use crate::store::outbox::{CUSTOMER, ORDER, OutboxRow, PushOrder, Settle};
+use crate::store::users::UserRow;
 use crate::store::{Integration, Store};
 
 /// Outbox rows one push job takes; more are left for the next job (enqueued at once).
@@ -247,7 +248,7 @@ impl Pusher {
             .filter(|g| g.entity == ORDER)
             .map(|g| g.local_id)
             .collect();
-        let users: HashMap<i64, PushUser> = self
+        let users: HashMap<i64, UserRow> = self
             .store
             .push_users(project_id, &user_ids)
             .await
@@ -386,7 +387,7 @@ impl Pusher {
     async fn push_customer(
         &self,
         g: &Group,
-        user: Option<&PushUser>,
+        user: Option<&UserRow>,
         touched: &HashMap<i64, BTreeSet<String>>,
         counts: &mut PushCounts,
     ) -> Result<Option<Settle>, SyncError> {
@@ -480,7 +481,7 @@ impl Pusher {
     async fn create_customer(
         &self,
         g: &Group,
-        user: &PushUser,
+        user: &UserRow,
         counts: &mut PushCounts,
     ) -> Result<Option<Settle>, SyncError> {
         let project_id = self.project_id();
@@ -546,7 +547,7 @@ impl Pusher {
     async fn link(
         &self,
         g: &Group,
-        user: &PushUser,
+        user: &UserRow,
         crm_id: i64,
     ) -> Result<Option<Settle>, SyncError> {
         self.store

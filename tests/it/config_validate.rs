@@ -188,6 +188,20 @@ fn broken_toml_is_reported_with_position() {
     );
 }
 
+/// Runs `validate --config path`: (exit code, stdout).
+fn validate_file(path: &std::path::Path) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_retailcrm-sync"))
+        .arg("validate")
+        .arg("--config")
+        .arg(path)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 /// Every `[http]` mistake is reported at once with the key, exit 78; a public listener is a
 /// warning; a good token file passes.
 #[test]
@@ -208,14 +222,8 @@ webhook_debounce_ms = 120000
         short = short.display()
     );
     let (_d, path) = write(&bad);
-    let out = Command::new(env!("CARGO_BIN_EXE_retailcrm-sync"))
-        .arg("validate")
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(78), "{stdout}");
+    let (code, stdout) = validate_file(&path);
+    assert_eq!(code, Some(78), "{stdout}");
     for key in [
         "http.listen",
         "http.api_token_file",
@@ -239,14 +247,8 @@ webhook_debounce_ms = 120000
         good_token.display()
     );
     let (_d2, path) = write(&ok);
-    let out = Command::new(env!("CARGO_BIN_EXE_retailcrm-sync"))
-        .arg("validate")
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}");
+    let (code, stdout) = validate_file(&path);
+    assert_eq!(code, Some(0), "{stdout}");
     assert!(
         stdout
             .lines()

@@ -26,13 +26,7 @@ async fn the_api_answers_as_the_socket_does_and_wants_the_token() {
     let env = Env::new(opts_with_token()).await;
     env.insert_integration(1, &crm, 600).await;
     let daemon = env.start().await;
-    daemon
-        .wait_status("first sync", Duration::from_secs(30), |s| {
-            s.projects
-                .iter()
-                .any(|p| p.last_success_at.is_some() && p.running_job.is_none())
-        })
-        .await;
+    daemon.wait_synced(1).await;
     let base = daemon.http().await;
     let http = reqwest::Client::new();
     let get = |path: &str, token: Option<&str>| {
@@ -160,11 +154,7 @@ async fn every_documented_route_answers_as_documented() {
     let env = Env::new(opts_with_token()).await;
     env.insert_integration(1, &crm, 600).await;
     let daemon = env.start().await;
-    daemon
-        .wait_status("first sync", Duration::from_secs(30), |s| {
-            s.projects.iter().any(|p| p.last_success_at.is_some())
-        })
-        .await;
+    daemon.wait_synced(1).await;
     let base = daemon.http().await;
     let http = reqwest::Client::new();
     let doc: serde_json::Value = http
@@ -307,13 +297,7 @@ async fn metrics_carry_every_family_and_forget_removed_projects() {
     env.insert_integration(1, &crm, 600).await;
     let token = env.set_webhook_token(1).await;
     let daemon = env.start().await;
-    daemon
-        .wait_status("first sync", Duration::from_secs(30), |s| {
-            s.projects
-                .iter()
-                .any(|p| p.last_success_at.is_some() && p.running_job.is_none())
-        })
-        .await;
+    daemon.wait_synced(1).await;
     let base = daemon.http().await;
     let http = reqwest::Client::new();
     let hook = http

@@ -8,17 +8,6 @@ use std::time::{Duration, Instant};
 use common::daemon::{Daemon, DaemonOpts, Env, mock};
 use retailcrm_sync::mock::MockHandle;
 
-/// Waits for the project's first sync (the scheduler runs it at once for a new integration).
-async fn first_sync(daemon: &Daemon, project_id: i64) {
-    daemon
-        .wait_status("first sync done", Duration::from_secs(30), |s| {
-            s.projects
-                .iter()
-                .any(|p| p.project_id == project_id && p.last_success_at.is_some())
-        })
-        .await;
-}
-
 /// Runs of the project by trigger.
 async fn runs(env: &Env, project_id: i64, trigger: &str) -> i64 {
     env.count(&format!(
@@ -35,7 +24,7 @@ async fn webhooked(crm: &MockHandle, opts: DaemonOpts) -> (Env, Daemon, String) 
     env.insert_integration(1, crm, 600).await;
     let token = env.set_webhook_token(1).await;
     let daemon = env.start().await;
-    first_sync(&daemon, 1).await;
+    daemon.wait_synced(1).await;
     let base = daemon.http().await;
     let url = format!("{base}/webhooks/retailcrm/1?token={token}");
     crm.set_webhook_url(Some(url.clone()));

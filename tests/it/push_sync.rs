@@ -7,7 +7,7 @@ use crate::common;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use common::daemon::{Daemon, DaemonOpts, Env, mock};
+use common::daemon::{DaemonOpts, Env, mock};
 use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use retailcrm_sync::mock::MockHandle;
@@ -23,16 +23,6 @@ async fn install_triggers(env: &Env) {
     conn.batch_execute(&sql)
         .await
         .expect("install the outbox triggers");
-}
-
-async fn first_sync(daemon: &Daemon) {
-    daemon
-        .wait_status("first sync", Duration::from_secs(30), |s| {
-            s.projects
-                .iter()
-                .any(|p| p.last_success_at.is_some() && p.running_job.is_none())
-        })
-        .await;
 }
 
 async fn pending(env: &Env) -> i64 {
@@ -316,7 +306,7 @@ async fn env_with_crm(orders_n: u64, customers_n: u64, seed: u64) -> (MockHandle
 async fn two_hundred_platform_changes_reach_retailcrm_without_echo() {
     let (crm, env) = env_with_crm(120, 200, 91).await;
     let daemon = env.start().await;
-    first_sync(&daemon).await;
+    daemon.wait_synced(1).await;
     install_triggers(&env).await;
     let (new_ids, changed) = platform_changes(&env, &crm).await;
     assert_eq!(
@@ -375,7 +365,7 @@ async fn kill_9_at_twenty_points_of_the_push_loses_and_duplicates_nothing() {
     let (crm, env) = env_with_crm(120, 200, 92).await;
     {
         let daemon = env.start().await;
-        first_sync(&daemon).await;
+        daemon.wait_synced(1).await;
     }
     install_triggers(&env).await;
     let (new_ids, changed) = platform_changes(&env, &crm).await;
@@ -431,7 +421,7 @@ async fn kill_9_at_twenty_points_of_the_push_loses_and_duplicates_nothing() {
 async fn a_field_changed_on_both_sides_ends_by_the_conflict_rule() {
     let (crm, env) = env_with_crm(20, 40, 93).await;
     let daemon = env.start().await;
-    first_sync(&daemon).await;
+    daemon.wait_synced(1).await;
     install_triggers(&env).await;
     let linked: Vec<UserRow> = users(&env)
         .await
@@ -550,7 +540,7 @@ async fn a_field_changed_on_both_sides_ends_by_the_conflict_rule() {
 async fn bad_rows_fail_alone_with_the_reason() {
     let (crm, env) = env_with_crm(20, 20, 94).await;
     let daemon = env.start().await;
-    first_sync(&daemon).await;
+    daemon.wait_synced(1).await;
     let order = orders(&env)
         .await
         .into_iter()
@@ -640,7 +630,7 @@ async fn bad_rows_fail_alone_with_the_reason() {
 async fn a_pull_before_the_push_keeps_pending_changes_and_detects_conflicts() {
     let (crm, env) = env_with_crm(20, 40, 95).await;
     let daemon = env.start().await;
-    first_sync(&daemon).await;
+    daemon.wait_synced(1).await;
     install_triggers(&env).await;
     let linked: Vec<UserRow> = users(&env)
         .await

@@ -656,6 +656,22 @@ impl Daemon {
         }
     }
 
+    /// Waits (30 s at most) until `project_id` has synced once and runs no job.
+    pub async fn wait_synced(&self, project_id: i64) {
+        self.wait_status(
+            &format!("project {project_id} synced and idle"),
+            Duration::from_secs(30),
+            |s| {
+                s.projects.iter().any(|p| {
+                    p.project_id == project_id
+                        && p.last_success_at.is_some()
+                        && p.running_job.is_none()
+                })
+            },
+        )
+        .await;
+    }
+
     /// Enqueues a job; returns the job id.
     pub async fn trigger(&self, project_id: i64, kind: &str) -> String {
         let r = self
