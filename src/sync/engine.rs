@@ -26,13 +26,22 @@
 //! so entities created or deleted meanwhile cannot shift an unchanged one out of sight, whatever
 //! the list's sort order; see `engine::snapshot` for the method and why it is complete.
 //!
+//! Files: this one (the job: streams, walk, fetch, commit), `snapshot` (the first read by
+//! creation-time windows), `batch` (the writer's unit of work and its merging), `history`
+//! (what the walk keeps of each history record).
+//!
 //! # Order -> user links are resolved when an order is written
 //! Customers sharing an e-mail or phone are one user (the store's rule). If the customer owning
 //! that user later changes its e-mail/phone, the other customer's existing orders keep that
 //! user until they change themselves, and a customer merged that way has no user of its own
 //! until it changes (the store records no link for it).
 
+mod batch;
+mod history;
 mod snapshot;
+
+use batch::{Batch, Records, apply_pending};
+use history::{HistoryWalk, entries_of};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -44,9 +53,9 @@ use tracing::{debug, info, warn};
 use super::error::SyncError;
 use super::mapping::{MappingContext, account_phone_country, map_customer, map_order};
 use super::progress::Progress;
-use crate::crm::types::{Customer, HasHistoryId, Order};
+use crate::crm::types::{Customer, Order};
 use crate::crm::{CrmClient, CrmError, Decoded, PoisonItem};
-use crate::model::{CustomerRecord, OrderRecord, PhoneCountry, Stream};
+use crate::model::{PhoneCountry, Stream};
 use crate::store::{Cursor, Integration, PoisonRecord, Store, StoreError};
 
 /// Batches fetched ahead of the writer. Two keeps both sides busy with bounded memory.
@@ -119,51 +128,6 @@ struct CommitOutcome {
     deleted: u64,
     users_created: u64,
     cursor: Cursor,
-}
-
-/// Entities of one stream, mapped and ready to commit.
-enum Records {
-    Orders(Vec<OrderRecord>),
-    Customers(Vec<CustomerRecord>),
-}
-
-impl Records {
-    fn empty(stream: Stream) -> Self {
-        match stream {
-            Stream::Orders => Records::Orders(Vec::new()),
-            Stream::Customers => Records::Customers(Vec::new()),
-        }
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Records::Orders(v) => v.len(),
-            Records::Customers(v) => v.len(),
-        }
-    }
-}
-
-/// One unit of work for the writer: rows, deletions, poison and where the cursor goes.
-struct Batch {
-    records: Records,
-    deleted: Vec<i64>,
-    poison: Vec<PoisonRecord>,
-    fetched: u64,
-    unmapped: u64,
-    /// Orders left out by the integration's date filter.
-    filtered: u64,
-    history_records: u64,
-    /// Cursor after this batch (the version is filled in by the writer).
-    next_since_id: Option<i64>,
-    next_snapshot_page: Option<i32>,
-    /// The list's `totalCount` stored with `next_snapshot_page` (see [`Cursor::snapshot_total`]).
-    next_snapshot_total: Option<i64>,
-    /// Where the snapshot's next window starts (see [`Cursor::snapshot_from`]).
-    next_snapshot_from: Option<String>,
-    /// Total entities of the phase, when the API says.
-    total: Option<u64>,
-    /// From a history walk: entity -> fields changed by someone other than this key.
-    touched: BTreeMap<i64, BTreeSet<String>>,
 }
 
 /// Runs jobs of one project. Cheap to build per job: it holds clones of shared handles.
@@ -886,179 +850,6 @@ impl Engine {
         walk.deleted = deleted.into_iter().collect();
         walk.more = pagination.current_page < pagination.total_page_count;
         Ok(walk)
-    }
-}
-
-impl Batch {
-    fn new(stream: Stream) -> Self {
-        Batch {
-            records: Records::empty(stream),
-            deleted: Vec::new(),
-            poison: Vec::new(),
-            fetched: 0,
-            unmapped: 0,
-            filtered: 0,
-            history_records: 0,
-            next_since_id: None,
-            next_snapshot_page: None,
-            next_snapshot_total: None,
-            next_snapshot_from: None,
-            total: None,
-            touched: BTreeMap::new(),
-        }
-    }
-
-    /// Appends a LATER batch of the same stream: rows, deletions and poison add up, and the
-    /// cursor and total become the later batch's.
-    fn merge(&mut self, later: Batch) {
-        self.deleted.extend(later.deleted.iter().copied());
-        self.history_records += later.history_records;
-        self.next_since_id = later.next_since_id;
-        self.next_snapshot_page = later.next_snapshot_page;
-        self.next_snapshot_total = later.next_snapshot_total;
-        self.next_snapshot_from = later.next_snapshot_from.clone();
-        if later.total.is_some() {
-            self.total = later.total;
-        }
-        self.absorb(later);
-    }
-
-    /// Leaves out the entities with these ids (already committed by the batch before); they
-    /// no longer count as fetched.
-    fn drop_ids(&mut self, ids: &std::collections::HashSet<i64>) {
-        if ids.is_empty() {
-            return;
-        }
-        let before = self.records.len();
-        match &mut self.records {
-            Records::Orders(v) => v.retain(|r| !ids.contains(&r.retailcrm_id)),
-            Records::Customers(v) => v.retain(|r| !ids.contains(&r.retailcrm_id)),
-        }
-        self.fetched = self
-            .fetched
-            .saturating_sub((before - self.records.len()) as u64);
-    }
-
-    fn absorb(&mut self, other: Batch) {
-        match (&mut self.records, other.records) {
-            (Records::Orders(a), Records::Orders(b)) => a.extend(b),
-            (Records::Customers(a), Records::Customers(b)) => a.extend(b),
-            _ => {}
-        }
-        self.poison.extend(other.poison);
-        for (entity, fields) in other.touched {
-            self.touched.entry(entity).or_default().extend(fields);
-        }
-        self.fetched += other.fetched;
-        self.unmapped += other.unmapped;
-        self.filtered += other.filtered;
-    }
-}
-
-/// The parts of a page of history records the walk needs, whatever the stream.
-fn entries_of<R: HasHistoryId>(items: Vec<Decoded<R>>) -> Vec<HistoryEntry> {
-    items
-        .into_iter()
-        .map(|d| match d {
-            Decoded::Ok(r) => HistoryEntry {
-                id: Some(r.history_id()),
-                entity: r.entity_id(),
-                deleted: r.is_deleted(),
-                also: r.combined_to_id(),
-                foreign_field: r.foreign_field().map(str::to_string),
-                poison: None,
-            },
-            Decoded::Poison(p) => HistoryEntry::from_poison(p, R::ENTITY_KEY),
-        })
-        .collect()
-}
-
-/// The part of a history record the walk needs.
-struct HistoryEntry {
-    id: Option<i64>,
-    entity: Option<i64>,
-    deleted: bool,
-    /// `combinedTo.id`: the entity a merged one went into, which changed too.
-    also: Option<i64>,
-    /// The field changed, when someone other than this key changed it.
-    foreign_field: Option<String>,
-    poison: Option<PoisonItem>,
-}
-
-impl HistoryEntry {
-    /// A history record that did not decode: keep it aside, but still learn its id (so the
-    /// cursor moves on) and its entity id (so the entity is re-fetched) when the raw JSON has them.
-    fn from_poison(p: PoisonItem, entity_key: &str) -> Self {
-        let entity = p
-            .raw
-            .get(entity_key)
-            .and_then(|e| e.get("id"))
-            .and_then(serde_json::Value::as_i64);
-        HistoryEntry {
-            id: p.id,
-            entity,
-            deleted: false,
-            also: None,
-            foreign_field: None,
-            poison: Some(p),
-        }
-    }
-}
-
-#[derive(Default)]
-struct HistoryWalk {
-    changed: Vec<i64>,
-    /// Entity -> fields someone other than this key changed (two-way sync conflicts).
-    touched: BTreeMap<i64, BTreeSet<String>>,
-    deleted: Vec<i64>,
-    poison: Vec<PoisonRecord>,
-    last_id: Option<i64>,
-    records: u64,
-    more: bool,
-}
-
-/// Reads (`value` = `None`) or sets a pushable field of the pulled record with RetailCRM id
-/// `id`; returns the value it had.
-fn apply_pending(
-    records: &mut Records,
-    id: i64,
-    field: &str,
-    value: Option<&serde_json::Value>,
-) -> Option<serde_json::Value> {
-    let text = |v: &serde_json::Value| v.as_str().map(|s| s.trim().to_string());
-    match records {
-        Records::Customers(c) => {
-            let r = c.iter_mut().find(|r| r.retailcrm_id == id)?;
-            let slot = match field {
-                "email" => &mut r.email,
-                "phone" => &mut r.phone,
-                "first_name" => &mut r.first_name,
-                "last_name" => &mut r.last_name,
-                _ => return None,
-            };
-            let old = serde_json::json!(slot.clone());
-            if let Some(v) = value {
-                *slot = match field {
-                    "email" => text(v).as_deref().and_then(crate::model::normalize_email),
-                    "phone" => text(v)
-                        .map(|t| t.chars().filter(char::is_ascii_digit).collect::<String>())
-                        .filter(|d| !d.is_empty()),
-                    _ => text(v).filter(|t| !t.is_empty()),
-                };
-            }
-            Some(old)
-        }
-        Records::Orders(o) => {
-            let r = o.iter_mut().find(|r| r.retailcrm_id == id)?;
-            if field != "status" {
-                return None;
-            }
-            let old = serde_json::json!(r.retailcrm_status.clone());
-            if let Some(st) = value.and_then(text).and_then(|t| t.parse().ok()) {
-                r.status = Some(st);
-            }
-            Some(old)
-        }
     }
 }
 
